@@ -1,0 +1,1 @@
+"""The multi-process harness: placements, watchdog, histories and resource cleanup."""

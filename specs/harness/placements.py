@@ -1,0 +1,298 @@
+"""Where role bodies run: forked processes, warm spawn/forkserver workers, or threads.
+
+Every placement has the same contract: start one worker per task, let the
+parent drop its own references to the channel, wait at most the deadline (plus
+a grace period for the worker's own watchdog to report), kill what is left,
+and classify each worker's end as ok / raised / crashed / exited / hung.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import select
+import signal
+import sys
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from .worker import PARENT_DETACHED, TIMEOUT_MARKER, RoleTask, signal_event, die_with_parent, enter_worker_process, fork_child_main, run_role
+
+#: Time the parent grants beyond the deadline for a worker's watchdog to dump its stack.
+GRACE_S = 2.0
+PLACEMENTS = ("fork", "spawn", "forkserver", "thread")
+
+
+@dataclass
+class RoleOutcome:
+    proc: str
+    status: str  # ok | raised | crashed | exited | hung
+    value: Any = None
+    error_type: str = ""
+    message: str = ""
+    errno: Optional[int] = None
+    traceback: str = ""
+    signal_name: str = ""
+    output: str = ""
+
+    def describe(self) -> str:
+        if self.status == "raised":
+            return f"raised {self.error_type}: {self.message}"
+        if self.status == "crashed":
+            return f"died by {self.signal_name}"
+        if self.status == "exited":
+            return f"exited early with code {self.message}"
+        if self.status == "hung":
+            return "did not finish before the deadline"
+        return "finished"
+
+
+def _read(path: str, limit: int = 20000) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-limit:]
+    except FileNotFoundError:
+        return ""
+
+
+def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> RoleOutcome:
+    """Turn a worker's result file and exit status into a :class:`RoleOutcome`."""
+    output = _read(task.file("out"))
+    try:
+        with open(task.file("result"), "rb") as f:
+            data = pickle.load(f)
+    except FileNotFoundError:
+        data = None
+    if data is not None:
+        if data["status"] == "ok":
+            return RoleOutcome(task.proc, "ok", value=data["value"], output=output)
+        return RoleOutcome(task.proc, "raised", error_type=data["type"], message=data["message"],
+                           errno=data["errno"], traceback=data["traceback"], output=output)
+    if killed_by_us or TIMEOUT_MARKER in output:
+        return RoleOutcome(task.proc, "hung", output=output)
+    if wait_status is not None and os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        return RoleOutcome(task.proc, "crashed", signal_name=signal.Signals(sig).name, output=output)
+    code = os.waitstatus_to_exitcode(wait_status) if wait_status is not None else "?"
+    return RoleOutcome(task.proc, "exited", message=str(code), output=output)
+
+
+def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
+    """Drop the parent's references, then let the workers past their opens."""
+    try:
+        channel.detach()
+    finally:
+        if tasks:
+            signal_event(tasks[0].directory, PARENT_DETACHED)
+
+
+# --- fork --------------------------------------------------------------------------------
+def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+    pids: Dict[int, RoleTask] = {}
+    try:
+        with warnings.catch_warnings():
+            # 3.12+ warns about fork() in a process with threads; the child only runs
+            # the role body and _exits, which is the case the warning allows for.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for task in tasks:
+                pid = os.fork()
+                if pid == 0:
+                    fork_child_main(task)
+                pids[pid] = task
+    finally:
+        _detach(channel, tasks)
+    statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s + GRACE_S)
+    return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
+
+
+def _wait_pids(pids: List[int], end: float) -> "tuple[Dict[int, int], set[int]]":
+    statuses: Dict[int, int] = {}
+    killed: set = set()
+    pidfds = {}
+    for pid in pids:
+        try:
+            pidfds[os.pidfd_open(pid)] = pid
+        except (AttributeError, OSError):
+            pass
+    poller = select.poll()
+    for fd in pidfds:
+        poller.register(fd, select.POLLIN)
+    try:
+        while len(statuses) < len(pids):
+            for pid in pids:
+                if pid not in statuses:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        statuses[pid] = status
+            left = end - time.monotonic()
+            if len(statuses) == len(pids):
+                break
+            if left <= 0:
+                for pid in pids:
+                    if pid not in statuses:
+                        _kill(pid)
+                        killed.add(pid)
+                        statuses[pid] = os.waitpid(pid, 0)[1]
+                break
+            if pidfds:
+                poller.poll(min(left, 1.0) * 1000)
+            else:
+                time.sleep(0.001)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+    return statuses, killed
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# --- threads -----------------------------------------------------------------------------
+def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+    end = time.monotonic() + deadline_s
+    opened = {t.proc: threading.Event() for t in tasks if t.opens}
+    detached = threading.Event()
+    threads = {
+        t.proc: threading.Thread(target=run_role, args=(t, opened.get(t.proc), detached), daemon=True,
+                                 name=t.proc)
+        for t in tasks
+    }
+    for th in threads.values():
+        th.start()
+    # Threads share the parent's descriptors: detach only once every opener has its own.
+    for ev in opened.values():
+        ev.wait(max(0.0, end - time.monotonic()))
+    try:
+        channel.detach()
+    finally:
+        detached.set()
+    outcomes: Dict[str, RoleOutcome] = {}
+    for task in tasks:
+        th = threads[task.proc]
+        th.join(max(0.0, end - time.monotonic()))
+        if th.is_alive():
+            frame = sys._current_frames().get(th.ident or -1)
+            stack = "".join(traceback.format_stack(frame)) if frame else ""
+            outcomes[task.proc] = RoleOutcome(task.proc, "hung", output=f"{TIMEOUT_MARKER}thread)\n{stack}")
+        else:
+            outcomes[task.proc] = classify(task, 0, False)
+    return outcomes
+
+
+# --- warm pools of spawned (or forkserver) workers ---------------------------------------
+def pool_worker_main(conn: multiprocessing.connection.Connection) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        out = enter_worker_process(task.file("out"), task.deadline_s)
+        run_role(task)
+        import faulthandler
+
+        faulthandler.cancel_dump_traceback_later()
+        out.close()
+        conn.send(True)
+
+
+class Pool:
+    """Workers started once and reused across examples, for channels opened by name.
+
+    Spawning costs tens of milliseconds a process; reusing workers makes the
+    spawn placement about as cheap as fork.  A worker that hangs or dies is
+    replaced by a fresh one.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.ctx = multiprocessing.get_context(method)
+        self.idle: List[Any] = []
+
+    def _start(self) -> Any:
+        parent_conn, child_conn = self.ctx.Pipe()
+        proc = self.ctx.Process(target=pool_worker_main, args=(child_conn,), daemon=True)
+        proc.start()
+        child_conn.close()
+        return (proc, parent_conn)
+
+    def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+        while len(self.idle) < len(tasks):
+            self.idle.append(self._start())
+        busy = [self.idle.pop() for _ in tasks]
+        for (_, conn), task in zip(busy, tasks):
+            conn.send(task)
+        _detach(channel, tasks)
+        end = time.monotonic() + deadline_s + GRACE_S
+        pending = {i for i in range(len(tasks))}
+        dead: Dict[int, bool] = {}
+        while pending:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            owners: Dict[Any, int] = {}
+            for i in pending:
+                owners[busy[i][1]] = i
+                owners[busy[i][0].sentinel] = i
+            for ready in multiprocessing.connection.wait(list(owners), timeout=left):
+                i = owners[ready]
+                if i not in pending:
+                    continue
+                proc, conn = busy[i]
+                if ready is conn:
+                    try:
+                        conn.recv()
+                        pending.discard(i)
+                        continue
+                    except (EOFError, OSError):
+                        pass  # the worker died mid-task: fall through
+                proc.join(1)
+                dead[i] = False
+                pending.discard(i)
+        for i in pending:
+            proc, _ = busy[i]
+            proc.kill()
+            proc.join()
+            dead[i] = True
+        outcomes = {}
+        for i, task in enumerate(tasks):
+            proc, conn = busy[i]
+            if i in dead:
+                status = None if proc.exitcode is None else _exitcode_to_status(proc.exitcode)
+                outcomes[task.proc] = classify(task, status, dead[i])
+                conn.close()
+            else:
+                outcomes[task.proc] = classify(task, 0, False)
+                self.idle.append(busy[i])
+        return outcomes
+
+    def close(self) -> None:
+        for proc, conn in self.idle:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+        for proc, conn in self.idle:
+            proc.join(2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+        self.idle.clear()
+
+
+def _exitcode_to_status(exitcode: int) -> int:
+    """Rebuild a waitpid status from ``Process.exitcode`` (negative means a signal)."""
+    return -exitcode if exitcode < 0 else (exitcode & 0xFF) << 8

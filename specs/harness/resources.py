@@ -1,0 +1,195 @@
+"""Everything an example creates is named unguessably, created private, and removed.
+
+Layout on disk: one *root* directory per process that runs examples
+(``$TMPDIR/ipcc-<128-bit token>``, mode 0700), holding
+
+* ``owner``    the pid of the process that owns the root;
+* ``journal``  one line per named kernel object (``posix_mq /ipcc…``), so that a
+  later run can remove what a crashed or SIGKILLed run left behind;
+* ``ex-*``     one private directory per example (FIFOs, socket files, results).
+
+Kernel objects that live outside the root (POSIX and System V objects) are
+registered with a cleanup function and journalled.  At the end of an example,
+at the end of the session, on KeyboardInterrupt/SIGTERM and, for debris, at
+the start of the next session, everything registered is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+ROOT_PREFIX = "ipcc-"
+#: Name prefix of every kernel object the suite creates (POSIX names, SysV debris scans).
+NAME_PREFIX = "ipcc"
+
+Remover = Callable[[str], None]
+_REMOVERS: Dict[str, Remover] = {}
+
+
+def register_remover(kind: str, remover: Remover) -> None:
+    """Teach the journal how to remove objects of ``kind`` given the journalled ident."""
+    _REMOVERS[kind] = remover
+
+
+def unguessable_name(tag: str = "") -> str:
+    """A name with 128 random bits, e.g. ``ipcc_gw0_3f9a…``; ``tag`` keeps xdist workers apart."""
+    tag = tag or worker_tag()
+    return f"{NAME_PREFIX}_{tag}_{secrets.token_hex(16)}"
+
+
+def worker_tag() -> str:
+    """The pytest-xdist worker id (``gw3``) or ``main``; part of every name."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@dataclass
+class Scope:
+    """What one example may create; handed to ``backend.setup``.
+
+    ``directory`` is private (0700) and removed with everything in it.  Named
+    objects outside it must be passed to :meth:`register` right after creation.
+    """
+
+    directory: str
+    _root: "ResourceRoot"
+    _cleanups: List[Tuple[str, str, Callable[[], None]]] = field(default_factory=list)
+
+    def path(self, stem: str) -> str:
+        """A fresh path inside the private directory (nothing is created)."""
+        return os.path.join(self.directory, f"{stem}-{secrets.token_hex(4)}")
+
+    def name(self, tag: str = "") -> str:
+        return unguessable_name(tag)
+
+    def register(self, kind: str, ident: str, cleanup: Callable[[], None]) -> None:
+        """Record a named object; ``cleanup`` must tolerate the object being gone."""
+        self._root.journal_add(kind, ident)
+        self._cleanups.append((kind, ident, cleanup))
+
+    def close(self) -> List[str]:
+        """Remove everything; returns what could not be removed, as text."""
+        problems: List[str] = []
+        for kind, ident, cleanup in reversed(self._cleanups):
+            try:
+                cleanup()
+            except Exception as exc:  # cleanup must go on for the rest
+                problems.append(f"{kind} {ident}: {exc!r}")
+            else:
+                self._root.journal_remove(kind, ident)
+        self._cleanups.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        return problems
+
+
+class ResourceRoot:
+    """The private directory and journal of one process that runs examples."""
+
+    def __init__(self, parent: Optional[str] = None) -> None:
+        self.path = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent)  # 0700, random name
+        with open(os.path.join(self.path, "owner"), "w") as f:
+            f.write(str(os.getpid()))
+        self._journal = os.path.join(self.path, "journal")
+        self._live: Dict[Tuple[str, str], None] = {}
+        self._scopes: List[Scope] = []
+
+    def scope(self) -> Scope:
+        directory = tempfile.mkdtemp(prefix="ex-", dir=self.path)
+        scope = Scope(directory, self)
+        self._scopes.append(scope)
+        return scope
+
+    def release(self, scope: Scope) -> List[str]:
+        if scope in self._scopes:
+            self._scopes.remove(scope)
+        return scope.close()
+
+    def journal_add(self, kind: str, ident: str) -> None:
+        self._live[(kind, ident)] = None
+        # Appended before use: a SIGKILL after this line still leaves a trace to clean.
+        with open(self._journal, "a") as f:
+            f.write(f"{kind} {ident}\n")
+
+    def journal_remove(self, kind: str, ident: str) -> None:
+        self._live.pop((kind, ident), None)
+        self._rewrite_journal()
+
+    def _rewrite_journal(self) -> None:
+        tmp = self._journal + ".new"
+        with open(tmp, "w") as f:
+            f.writelines(f"{k} {i}\n" for k, i in self._live)
+        os.replace(tmp, self._journal)
+
+    def close(self) -> List[str]:
+        """Release every open scope and remove the root; idempotent."""
+        problems: List[str] = []
+        for scope in list(self._scopes):
+            problems += self.release(scope)
+        problems += remove_journalled(self._journal)
+        shutil.rmtree(self.path, ignore_errors=True)
+        return problems
+
+
+def remove_journalled(journal: str) -> List[str]:
+    """Remove every object listed in a journal file; returns what failed."""
+    problems: List[str] = []
+    try:
+        with open(journal) as f:
+            lines = [line.split(" ", 1) for line in f.read().splitlines() if " " in line]
+    except FileNotFoundError:
+        return problems
+    for kind, ident in lines:
+        remover = _REMOVERS.get(kind)
+        if remover is None:
+            problems.append(f"{kind} {ident}: no remover registered for this kind")
+            continue
+        try:
+            remover(ident)
+        except Exception as exc:
+            problems.append(f"{kind} {ident}: {exc!r}")
+    return problems
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_debris(parent: Optional[str] = None) -> List[str]:
+    """Remove roots (and their journalled objects) whose owner process is dead.
+
+    Returns one line per root removed, for the report header: a crashed or
+    SIGKILLed run cannot clean up after itself, so the next one does.
+    """
+    parent = parent or tempfile.gettempdir()
+    removed: List[str] = []
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return removed
+    for entry in entries:
+        root = os.path.join(parent, entry)
+        if not entry.startswith(ROOT_PREFIX) or os.path.islink(root) or not os.path.isdir(root):
+            continue
+        try:
+            if os.stat(root).st_uid != os.getuid():
+                continue
+            with open(os.path.join(root, "owner")) as f:
+                owner = int(f.read().strip() or "0")
+        except (OSError, ValueError):
+            owner = 0
+        if owner and _pid_alive(owner):
+            continue
+        problems = remove_journalled(os.path.join(root, "journal"))
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(f"{root} (owner pid {owner or '?'} gone)" + (f"; {problems}" if problems else ""))
+    return removed

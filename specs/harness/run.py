@@ -1,0 +1,249 @@
+"""The harness: run one example's roles in a placement and judge the outcome.
+
+A :class:`Harness` lives for a session (it owns the private root directory and
+the warm worker pools).  A :class:`Case` binds it to one backend, invariant and
+placement; checks receive the case and call :meth:`Case.explore` to let
+Hypothesis draw examples and :meth:`Case.run` to execute one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ..invariant import Invariant, Unsupported, Violation, get_invariant
+from . import history as hist
+from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
+from .resources import ResourceRoot, Scope
+from .worker import RoleTask
+
+#: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
+PROFILES: Dict[str, Dict[str, Any]] = {
+    "fast": {"max_examples": 8},
+    "ci": {"max_examples": 20, "derandomize": True},
+    "thorough": {"max_examples": 150},
+}
+DEFAULT_DEADLINE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Role:
+    """One process (or thread) of an example: ``fn(proc, *args)`` runs in a worker."""
+
+    proc: str
+    fn: Callable[..., Any]
+    args: Tuple[Any, ...] = ()
+    opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
+
+
+class HangFound(BaseException):
+    """Raised through Hypothesis to stop at the first hang instead of shrinking.
+
+    Every shrink step of a hanging example would cost a whole deadline; the
+    first hanging example is reported as found (Hypothesis draws small ones first).
+    """
+
+    def __init__(self, violation: Violation) -> None:
+        super().__init__(str(violation))
+        self.violation = violation
+
+
+@dataclass
+class Outcome:
+    invariant: str
+    roles: Dict[str, RoleOutcome]
+    history: hist.History
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def value(self, proc: str) -> Any:
+        """The role's return value; a role that did not finish normally is a violation."""
+        r = self.roles[proc]
+        if r.status != "ok":
+            raise self.violation_for(proc, expected="every operation of the example to succeed")
+        return r.value
+
+    def values(self) -> Dict[str, Any]:
+        return {p: self.value(p) for p in self.roles}
+
+    def violation_for(self, proc: str, *, expected: str) -> Violation:
+        r = self.roles[proc]
+        pending = self.history.pending(proc)
+        call = pending.op if pending else (self.history.of(proc)[-1].op if self.history.of(proc) else "start")
+        detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
+        if r.status in ("crashed", "exited") and r.output.strip():
+            detail += f"\n{proc} output:\n{_tail(r.output)}"
+        return Violation(
+            self.invariant,
+            got=f"{proc} {r.describe()}" + (f" in {call}" if pending else ""),
+            expected=expected,
+            call=call,
+            history=self.history.format(self.history.of(proc)[-3:]) + detail,
+        )
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class Harness:
+    """Session-wide state: resources, warm pools, deadline and profile."""
+
+    def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "fast",
+                 root_parent: Optional[str] = None) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
+        if deadline_s <= 0:
+            raise ValueError(f"deadline must be positive, got {deadline_s}")
+        self.deadline_s = deadline_s
+        self.profile = profile
+        self.root = ResourceRoot(root_parent)
+        self._pools: Dict[str, Pool] = {}
+
+    def pool(self, method: str) -> Pool:
+        if method not in self._pools:
+            self._pools[method] = Pool(method)
+        return self._pools[method]
+
+    def case(self, backend: Any, invariant_id: str, placement: str = "fork") -> "Case":
+        return Case(self, backend, get_invariant(invariant_id), placement)
+
+    def close(self) -> List[str]:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        return self.root.close()
+
+
+class Case:
+    """A harness bound to one (backend, invariant, placement)."""
+
+    def __init__(self, harness: Harness, backend: Any, invariant: Invariant, placement: str) -> None:
+        if placement not in PLACEMENTS:
+            raise ValueError(f"unknown placement {placement!r}; expected one of {PLACEMENTS}")
+        self.harness = harness
+        self.backend = backend
+        self.invariant = invariant
+        self.placement = placement
+        self.example: Dict[str, Any] = {}
+
+    @property
+    def capabilities(self) -> frozenset:
+        return frozenset(self.backend.capabilities)
+
+    def claims(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def require(self, *capabilities: str) -> None:
+        missing = [c for c in capabilities if c not in self.capabilities]
+        if missing:
+            raise Unsupported(f"backend does not claim {', '.join(missing)}")
+
+    # --- Hypothesis -----------------------------------------------------------------
+    def explore(self, body: Callable[..., None], *, scale: float = 1.0, **strategies: st.SearchStrategy) -> None:
+        """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``."""
+        options = dict(PROFILES[self.harness.profile])
+        options["max_examples"] = max(1, int(options["max_examples"] * scale))
+
+        @settings(deadline=None, print_blob=True, report_multiple_bugs=False,
+                  suppress_health_check=list(HealthCheck), **options)
+        @given(**strategies)
+        def example(**drawn: Any) -> None:
+            self.example = drawn
+            body(**drawn)
+
+        # One database entry per backend/invariant/placement, so a counterexample
+        # found for one backend is replayed for that backend only.
+        key = f"{self.backend.name}/{self.invariant.id}/{self.placement}".encode()
+        example._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
+        try:
+            example()
+        except HangFound as found:
+            shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
+            found.violation.args = (f"{found.violation.args[0]}\nHanging example (not shrunk): {shown}",)
+            raise found.violation from None
+
+    # --- one example ------------------------------------------------------------------
+    def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None) -> Outcome:
+        """Set up a fresh channel, run ``roles`` in this case's placement, tear down."""
+        root = self.harness.root
+        scope = root.scope()
+        channel = None
+        try:
+            channel = self.backend.setup(scope)
+            if channel_setup is not None:
+                channel_setup(channel)
+            t0 = time.monotonic_ns()
+            tasks = [
+                RoleTask(r.proc, r.fn, r.args, channel, scope.directory,
+                         "pool" if self.placement in ("spawn", "forkserver") else self.placement,
+                         self.harness.deadline_s, r.opens)
+                for r in roles
+            ]
+            outcomes = self._dispatch(tasks, channel)
+            per_proc = {t.proc: hist.load(t.proc, t.file("hist")) for t in tasks}
+            outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0))
+        finally:
+            problems = self._teardown(channel, scope)
+        hung = [p for p, r in outcome.roles.items() if r.status == "hung"]
+        if hung:
+            raise HangFound(self._hang_violation(outcome, hung))
+        if problems:
+            raise RuntimeError(f"cleanup failed: {problems}")
+        return outcome
+
+    def _dispatch(self, tasks: List[RoleTask], channel: Any) -> Dict[str, RoleOutcome]:
+        deadline = self.harness.deadline_s
+        if self.placement == "fork":
+            return run_forked(tasks, channel, deadline)
+        if self.placement == "thread":
+            return run_threaded(tasks, channel, deadline)
+        return self.harness.pool(self.placement).run(tasks, channel, deadline)
+
+    def _teardown(self, channel: Any, scope: Scope) -> List[str]:
+        problems: List[str] = []
+        if channel is not None:
+            try:
+                channel.teardown()
+            except Exception as exc:
+                problems.append(f"channel.teardown raised {exc!r}")
+        return problems + self.harness.root.release(scope)
+
+    def _hang_violation(self, outcome: Outcome, hung: List[str]) -> Violation:
+        parts = []
+        for proc in hung:
+            pending = outcome.history.pending(proc)
+            parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
+        stacks = "\n".join(
+            f"{p} stack at the deadline:\n{_tail(outcome.roles[p].output, 16)}" for p in hung
+        )
+        first = outcome.history.pending(hung[0])
+        return Violation(
+            self.invariant.id,
+            got="; ".join(parts) + f" (deadline {self.harness.deadline_s:g}s)",
+            expected="every operation to return",
+            call=first.op if first else "body",
+            history=outcome.history.format([e for p in hung for e in outcome.history.of(p)[-2:]])
+            + "\n" + stacks,
+        )
+
+
+_DEFAULT: Optional[Harness] = None
+
+
+def default_harness() -> Harness:
+    """A harness for use outside pytest (unittest, scripts); cleaned up at exit."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        import atexit
+
+        _DEFAULT = Harness(
+            deadline_s=float(os.environ.get("IPC_DEADLINE", DEFAULT_DEADLINE_S)),
+            profile=os.environ.get("IPC_PROFILE", "fast"),
+        )
+        atexit.register(_DEFAULT.close)
+    return _DEFAULT

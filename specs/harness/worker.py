@@ -1,0 +1,238 @@
+"""What runs inside a worker: the :class:`Proc` context a role body sees, and the
+bookkeeping that turns the body's outcome into a result file.
+
+This module is imported by spawned pool workers, so it stays free of
+Hypothesis and of anything slow to import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import faulthandler
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+from .history import FAIL, INVOKE, OK, Recorder
+
+#: Marker faulthandler prints when its timer fires; the parent reads it to say "hang".
+TIMEOUT_MARKER = "Timeout ("
+
+RoleFn = Callable[..., Any]
+
+
+@dataclass
+class RoleTask:
+    """One role of one example, as shipped to a worker (picklable for pool workers)."""
+
+    proc: str
+    fn: RoleFn
+    args: Tuple[Any, ...]
+    channel: Any
+    directory: str
+    mode: str  # "fork", "pool" or "thread"
+    deadline_s: float
+    opens: bool = True
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def file(self, what: str) -> str:
+        return os.path.join(self.directory, f"{what}-{self.proc}")
+
+
+def summarize(args: Sequence[Any]) -> str:
+    from ..invariant import short_repr
+
+    return ", ".join(short_repr(a, 40) for a in args)
+
+
+class Recorded:
+    """A proxy that records every method call of an endpoint in the history."""
+
+    def __init__(self, target: Any, proc: "Proc", label: str = "") -> None:
+        self._target = target
+        self._proc = proc
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+        op = f"{self._label}.{name}" if self._label else name
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            detail = summarize(list(args) + [f"{k}={v!r}" for k, v in kwargs.items()])
+            return self._proc.call(op, attr, *args, detail=detail, **kwargs)
+
+        return call
+
+    @property
+    def unwrapped(self) -> Any:
+        return self._target
+
+
+class Proc:
+    """The view a role body has of its worker: history, endpoints, events."""
+
+    def __init__(self, task: RoleTask, opened: Optional[threading.Event] = None,
+                 detached: Optional[threading.Event] = None) -> None:
+        self.task = task
+        self.name = task.proc
+        self.channel = task.channel
+        self.recorder = Recorder(task.proc, task.file("hist"))
+        self._opened = opened
+        self._detached = detached
+        self.deadline = time.monotonic() + task.deadline_s
+
+    # --- history ---------------------------------------------------------------
+    def call(self, op: str, fn: Callable[..., Any], *args: Any, detail: str = "", **kwargs: Any) -> Any:
+        self.recorder.emit(INVOKE, op, detail)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self.recorder.emit(FAIL, op, f"{type(exc).__name__}: {exc}")
+            raise
+        self.recorder.emit(OK, op, summarize([result]) if result is not None else "")
+        return result
+
+    def note(self, op: str, detail: str = "") -> int:
+        """Record an instantaneous event (``saw_eof``, ``inside``); returns its time."""
+        return self.recorder.emit(OK, op, detail)
+
+    # --- endpoints ---------------------------------------------------------------
+    def open(self, method: str, *args: Any, **kwargs: Any) -> Recorded:
+        """Call ``channel.<method>`` recorded, then drop this process's other references.
+
+        Inherited channels (``os.pipe`` fds) must be detached in every process
+        that forked with them, or a stray write end keeps EOF from arriving.
+        """
+        endpoint = self.call(method, getattr(self.channel, method), *args, detail=summarize(args), **kwargs)
+        if self.task.mode != "thread":
+            self.channel.detach()
+            # The parent forked us holding the same inherited ends; until it has
+            # dropped them, a closed reader or writer is not really closed.
+            wait_for_event(self.task.directory, PARENT_DETACHED, self.deadline - time.monotonic())
+        elif self._opened is not None:
+            # Threads share the parent's descriptors: go on only once the parent has
+            # dropped its copies, as a forked child would have by now.
+            self._opened.set()
+            if self._detached is not None:
+                self._detached.wait(max(0.0, self.deadline - time.monotonic()))
+        return Recorded(endpoint, self, "")
+
+    def open_reader(self, **kwargs: Any) -> Recorded:
+        return self.open("open_reader", **kwargs)
+
+    def open_writer(self, **kwargs: Any) -> Recorded:
+        return self.open("open_writer", **kwargs)
+
+    # --- synchronisation independent of the mechanism under test -----------------
+    def signal(self, event: str) -> None:
+        """Mark ``event`` as happened for every process of this example."""
+        self.note("signal", event)
+        signal_event(self.task.directory, event)
+
+    def wait_for(self, event: str) -> None:
+        """Block until some process signals ``event``; the watchdog bounds the wait."""
+        wait_for_event(self.task.directory, event)
+        self.note("saw", event)
+
+    def sleep_ms(self, ms: int) -> None:
+        if ms > 0:
+            time.sleep(ms / 1000)
+
+
+PARENT_DETACHED = "__parent-detached"
+
+
+def signal_event(directory: str, event: str) -> None:
+    fd = os.open(os.path.join(directory, f"ev-{event}"), os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    os.close(fd)
+
+
+def wait_for_event(directory: str, event: str, timeout: Optional[float] = None) -> bool:
+    path = os.path.join(directory, f"ev-{event}")
+    pause, end = 0.0002, None if timeout is None else time.monotonic() + timeout
+    while not os.path.exists(path):
+        if end is not None and time.monotonic() > end:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.005)
+    return True
+
+
+def run_role(task: RoleTask, opened: Optional[threading.Event] = None,
+             detached: Optional[threading.Event] = None) -> None:
+    """Run the body and leave ``result-<proc>``; never raises."""
+    proc = Proc(task, opened, detached)
+    try:
+        if not task.opens and task.mode != "thread":
+            task.channel.detach()  # a role that opens nothing keeps no stray copies
+        value = task.fn(proc, *task.args)
+        outcome: Dict[str, Any] = {"status": "ok", "value": value}
+    except BaseException as exc:
+        outcome = {
+            "status": "raised",
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "errno": getattr(exc, "errno", None),
+            "traceback": traceback.format_exc(),
+        }
+    finally:
+        if opened is not None:
+            opened.set()  # a role that failed before opening must not stall the parent
+    write_result(task, outcome)
+    proc.recorder.close()
+
+
+def write_result(task: RoleTask, outcome: Dict[str, Any]) -> None:
+    try:
+        data = pickle.dumps(outcome)
+    except Exception as exc:
+        data = pickle.dumps({"status": "raised", "type": "PicklingError", "message": repr(exc),
+                             "errno": None, "traceback": ""})
+    tmp = task.file("result") + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, task.file("result"))  # atomic: the parent never reads half a result
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def enter_worker_process(out_path: str, deadline_s: float) -> Any:
+    """Redirect stdout/stderr to ``out_path`` and arm the hang watchdog.
+
+    faulthandler dumps every thread's stack to that file and exits the
+    process when the deadline passes, so the parent can say where it hung.
+    """
+    out = open(out_path, "w", buffering=1)
+    os.dup2(out.fileno(), 1)
+    os.dup2(out.fileno(), 2)
+    faulthandler.enable(file=out)
+    faulthandler.dump_traceback_later(deadline_s, exit=True, file=out)
+    return out
+
+
+def fork_child_main(task: RoleTask) -> None:
+    """Body of a forked worker; never returns."""
+    code = 0
+    try:
+        die_with_parent()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
+        enter_worker_process(task.file("out"), task.deadline_s)
+        run_role(task)
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code)

@@ -1,0 +1,158 @@
+"""Invariants, verdicts and the registry that names them.
+
+An invariant is a rule about an IPC mechanism that a backend either keeps or
+breaks.  Each one has a stable id written as a statement
+(``eof_after_last_writer_closes``), the rule in one sentence, an RFC 2119
+level, the source the rule comes from, the capabilities a backend must claim
+for it to apply, and a check function.
+
+A check never returns a verdict: it returns normally when the rule held for
+every example, raises :class:`Violation` when it found a counterexample, and
+raises :class:`Unsupported` or :class:`Unresolved` when it could not judge.
+That makes checks usable from pytest, unittest or a plain script alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional
+
+if TYPE_CHECKING:
+    from .harness.run import Harness
+
+
+class Level(str, enum.Enum):
+    """How strongly the source states the rule (RFC 2119)."""
+
+    MUST = "MUST"
+    SHOULD = "SHOULD"
+    MAY = "MAY"
+
+
+class Violation(AssertionError):
+    """A backend broke an invariant; the message reads ``got=…, but should be … [call]``."""
+
+    def __init__(
+        self,
+        invariant: str,
+        *,
+        got: str,
+        expected: str,
+        call: str,
+        history: str = "",
+    ) -> None:
+        self.invariant = invariant
+        self.got = got
+        self.expected = expected
+        self.call = call
+        self.history = history
+        text = f"[{invariant}] got={got}, but should be {expected} [{call}]"
+        if history:
+            text += "\n" + history
+        super().__init__(text)
+
+
+class Unsupported(Exception):
+    """The backend does not claim what the invariant needs; never a pass."""
+
+
+class Unresolved(Exception):
+    """The machine cannot host the check (a kernel limit, a missing package)."""
+
+
+CheckFn = Callable[[Any, "Harness"], None]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """One rule, its provenance, and the function that checks it."""
+
+    id: str
+    family: str
+    level: Level
+    rule: str
+    source: str
+    requires: FrozenSet[str]
+    check: CheckFn = field(repr=False, compare=False)
+    #: Placements the check is meaningful in; empty means every placement.
+    placements: FrozenSet[str] = frozenset()
+
+    def missing(self, capabilities: Iterable[str]) -> List[str]:
+        """The required capabilities a backend does not claim, sorted."""
+        return sorted(self.requires - frozenset(capabilities))
+
+
+_REGISTRY: Dict[str, Invariant] = {}
+
+
+def invariant(
+    id: str,
+    *,
+    family: str,
+    level: Level,
+    rule: str,
+    source: str,
+    requires: Iterable[str] = (),
+    placements: Iterable[str] = (),
+) -> Callable[[CheckFn], CheckFn]:
+    """Register ``fn`` as the check of a new invariant.
+
+    Ids are global and stable: reports, ``explain`` and the Hypothesis
+    database all key on them, so renaming one is a breaking change.
+    """
+
+    def register(fn: CheckFn) -> CheckFn:
+        if id in _REGISTRY:
+            raise ValueError(f"invariant id {id!r} registered twice")
+        if not id.isidentifier() or id.lower() != id:
+            raise ValueError(f"invariant id {id!r} must be a lower_snake_case statement")
+        _REGISTRY[id] = Invariant(
+            id=id,
+            family=family,
+            level=level,
+            rule=" ".join(rule.split()),
+            source=" ".join(source.split()),
+            requires=frozenset(requires),
+            check=fn,
+            placements=frozenset(placements),
+        )
+        return fn
+
+    return register
+
+
+def load_all_families() -> None:
+    """Import every spec module so that its invariants register themselves."""
+    from . import families  # noqa: F401  (imported for its side effect)
+
+
+def all_invariants(family: Optional[str] = None) -> List[Invariant]:
+    """Registered invariants in declaration order, optionally of one family."""
+    load_all_families()
+    return [inv for inv in _REGISTRY.values() if family is None or inv.family == family]
+
+
+def get_invariant(id: str) -> Invariant:
+    load_all_families()
+    try:
+        return _REGISTRY[id]
+    except KeyError:
+        raise KeyError(f"no invariant with id {id!r}") from None
+
+
+def expect(ok: bool, invariant: str, *, got: object, expected: str, call: str, history: str = "") -> None:
+    """Raise a :class:`Violation` unless ``ok``; ``got`` is shown with ``repr`` when not a str."""
+    if not ok:
+        shown = got if isinstance(got, str) else short_repr(got)
+        raise Violation(invariant, got=shown, expected=expected, call=call, history=history)
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, keeping the length of byte strings visible."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        head = repr(raw[:24])
+        return head if len(raw) <= 24 else f"{head[:-1]}…' ({len(raw)} bytes)"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
