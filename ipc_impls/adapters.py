@@ -96,3 +96,6 @@ class MpPipeStreamAdapter:
 
     def setup(self, scope: Scope) -> MpPipeChannel:
         return MpPipeChannel()
+
+
+BACKENDS = [MpPipeStreamAdapter()]

@@ -195,3 +195,6 @@ class TcpLoopbackBackend:
             a.connect(listener.getsockname())
             b, _ = listener.accept()
         return SocketChannel(a, b, slack=2)
+
+
+BACKENDS = [PipeBackend(), FifoBackend(), UnixStreamBackend(), TcpLoopbackBackend()]

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
@@ -94,13 +95,14 @@ class Harness:
     """Session-wide state: resources, warm pools, deadline and profile."""
 
     def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "fast",
-                 root_parent: Optional[str] = None) -> None:
+                 root_parent: Optional[str] = None, shrink: bool = True) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
         if deadline_s <= 0:
             raise ValueError(f"deadline must be positive, got {deadline_s}")
         self.deadline_s = deadline_s
         self.profile = profile
+        self.shrink = shrink  # off only where the verdict matters, not the minimal example
         self.root = ResourceRoot(root_parent)
         self._pools: Dict[str, Pool] = {}
 
@@ -148,6 +150,8 @@ class Case:
         """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``."""
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
+        if not self.harness.shrink:
+            options["phases"] = [p for p in Phase if p is not Phase.shrink]
 
         @settings(deadline=None, print_blob=True, report_multiple_bugs=False,
                   suppress_health_check=list(HealthCheck), **options)
@@ -166,6 +170,9 @@ class Case:
             shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
             found.violation.args = (f"{found.violation.args[0]}\nHanging example (not shrunk): {shown}",)
             raise found.violation from None
+        except Flaky as flaky:
+            raise _unflake(flaky, self.invariant.id) from flaky
+
 
     # --- one example ------------------------------------------------------------------
     def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None) -> Outcome:
@@ -247,3 +254,16 @@ def default_harness() -> Harness:
         )
         atexit.register(_DEFAULT.close)
     return _DEFAULT
+
+
+def _unflake(flaky: Exception, invariant_id: str) -> Exception:
+    """A failure that did not replay is still a failure of the backend: report the
+    first violation Hypothesis saw, marked flaky, instead of a Hypothesis error."""
+    found = [e for e in getattr(flaky, "exceptions", ()) if isinstance(e, Violation)]
+    if not found:
+        return flaky
+    first = found[0]
+    flagged = Violation(invariant_id, got=first.got, expected=first.expected, call=first.call,
+                        history=first.history + "\n(flaky: this example failed once and passed when replayed)")
+    flagged.flaky = True  # type: ignore[attr-defined]
+    return flagged
