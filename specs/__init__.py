@@ -18,8 +18,7 @@ from typing import Any, Dict, Optional
 from .backend import Backend, Kind, kinds, unsupported_reason, validate_backend, validate_channel
 from .harness.placements import PLACEMENTS
 from .harness.run import Case, Harness, Role, default_harness
-from .invariant import (Invariant, Level, Unresolved, Unsupported, Violation, all_invariants, get_invariant,
-                        invariant)
+from .invariant import Invariant, Level, Unresolved, Unsupported, Violation, all_invariants, get_invariant, invariant
 
 __version__ = "0.1.0"
 

@@ -94,7 +94,8 @@ def validate_backend(obj: Any) -> List[str]:
     elif kind is not None:
         unknown = sorted(set(caps) - set(kind.capabilities))
         if unknown:
-            problems.append(f"unknown capabilities {unknown} for kind {kind.name!r}; known: {sorted(kind.capabilities)}")
+            problems.append(f"unknown capabilities {unknown} for kind {kind.name!r}; "
+                            f"known: {sorted(kind.capabilities)}")
     return problems
 
 

@@ -38,7 +38,7 @@ def _has_cap_sys_resource() -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe() -> Dict[str, object]:
     """Limits and facts of this machine, as a flat dict of printable values."""
     r, w = os.pipe()

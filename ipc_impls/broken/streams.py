@@ -10,7 +10,6 @@ import errno
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from typing import Any, FrozenSet, List, Optional
@@ -145,7 +144,7 @@ class BackgroundWriter(FdWriter):
 
     def __init__(self, fd: int) -> None:
         super().__init__(fd)
-        self.q: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.q: queue.Queue[Optional[bytes]] = queue.Queue()
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 

@@ -22,7 +22,16 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from .worker import PARENT_DETACHED, TIMEOUT_MARKER, RoleTask, signal_event, die_with_parent, enter_worker_process, fork_child_main, run_role
+from .worker import (
+    PARENT_DETACHED,
+    TIMEOUT_MARKER,
+    RoleTask,
+    die_with_parent,
+    enter_worker_process,
+    fork_child_main,
+    run_role,
+    signal_event,
+)
 
 #: Time the parent grants beyond the deadline for a worker's watchdog to dump its stack.
 GRACE_S = 2.0
@@ -85,8 +94,11 @@ def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> 
 
 def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
     """Drop the parent's references, then let the workers past their opens."""
+    from .run import parent_guard
+
     try:
-        channel.detach()
+        with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
+            channel.detach()
     finally:
         if tasks:
             signal_event(tasks[0].directory, PARENT_DETACHED)
@@ -111,7 +123,7 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
     return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
 
 
-def _wait_pids(pids: List[int], end: float) -> "tuple[Dict[int, int], set[int]]":
+def _wait_pids(pids: List[int], end: float) -> tuple[Dict[int, int], set[int]]:
     statuses: Dict[int, int] = {}
     killed: set = set()
     pidfds = {}
@@ -279,7 +291,7 @@ class Pool:
         return outcomes
 
     def close(self) -> None:
-        for proc, conn in self.idle:
+        for _proc, conn in self.idle:
             try:
                 conn.send(None)
             except OSError:

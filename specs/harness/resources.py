@@ -56,7 +56,7 @@ class Scope:
     """
 
     directory: str
-    _root: "ResourceRoot"
+    _root: ResourceRoot
     _cleanups: List[Tuple[str, str, Callable[[], None]]] = field(default_factory=list)
 
     def path(self, stem: str) -> str:

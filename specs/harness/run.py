@@ -8,15 +8,19 @@ Hypothesis draw examples and :meth:`Case.run` to execute one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
+from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
@@ -40,6 +44,39 @@ class Role:
     fn: Callable[..., Any]
     args: Tuple[Any, ...] = ()
     opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
+
+
+class BackendError(Exception):
+    """The backend broke the API itself (not an invariant): an error verdict."""
+
+
+class ParentHang(BackendError):
+    """A backend call made in the parent (setup, teardown, detach) did not return."""
+
+
+@contextlib.contextmanager
+def parent_guard(seconds: float, what: str) -> Iterator[None]:
+    """Bound a backend call that must run in the parent (the pytest process).
+
+    Worker hangs are handled by the watchdog; a hang here would stall the whole
+    suite, so SIGALRM interrupts it (PEP 475: the handler's exception ends the
+    blocking call).  Only in the main thread, and only if no alarm is pending.
+    """
+    usable = threading.current_thread() is threading.main_thread() and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise ParentHang(f"{what} did not return within {seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class HangFound(BaseException):
@@ -111,7 +148,7 @@ class Harness:
             self._pools[method] = Pool(method)
         return self._pools[method]
 
-    def case(self, backend: Any, invariant_id: str, placement: str = "fork") -> "Case":
+    def case(self, backend: Any, invariant_id: str, placement: str = "fork") -> Case:
         return Case(self, backend, get_invariant(invariant_id), placement)
 
     def close(self) -> List[str]:
@@ -132,6 +169,7 @@ class Case:
         self.invariant = invariant
         self.placement = placement
         self.example: Dict[str, Any] = {}
+        self.examples_run = 0
 
     @property
     def capabilities(self) -> frozenset:
@@ -158,6 +196,7 @@ class Case:
         @given(**strategies)
         def example(**drawn: Any) -> None:
             self.example = drawn
+            self.examples_run += 1
             body(**drawn)
 
         # One database entry per backend/invariant/placement, so a counterexample
@@ -181,7 +220,11 @@ class Case:
         scope = root.scope()
         channel = None
         try:
-            channel = self.backend.setup(scope)
+            with parent_guard(self.harness.deadline_s, f"{self.backend.name}.setup()"):
+                channel = self.backend.setup(scope)
+            problems = validate_channel(self.backend.kind, channel)
+            if problems:
+                raise BackendError("; ".join(problems))
             if channel_setup is not None:
                 channel_setup(channel)
             t0 = time.monotonic_ns()
@@ -213,9 +256,10 @@ class Case:
 
     def _teardown(self, channel: Any, scope: Scope) -> List[str]:
         problems: List[str] = []
-        if channel is not None:
+        if channel is not None and callable(getattr(channel, "teardown", None)):
             try:
-                channel.teardown()
+                with parent_guard(self.harness.deadline_s, f"{self.backend.name} channel.teardown()"):
+                    channel.teardown()
             except Exception as exc:
                 problems.append(f"channel.teardown raised {exc!r}")
         return problems + self.harness.root.release(scope)

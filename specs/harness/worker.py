@@ -53,7 +53,7 @@ def summarize(args: Sequence[Any]) -> str:
 class Recorded:
     """A proxy that records every method call of an endpoint in the history."""
 
-    def __init__(self, target: Any, proc: "Proc", label: str = "") -> None:
+    def __init__(self, target: Any, proc: Proc, label: str = "") -> None:
         self._target = target
         self._proc = proc
         self._label = label

@@ -1,0 +1,244 @@
+"""The pytest plugin: options, backend parametrisation, verdicts, matrix and report.
+
+Registered through the ``pytest11`` entry point, so any pytest run in an
+environment where ipc-conformance is installed has these options.  Conformance
+test modules mark themselves with ``pytest.mark.ipc_family("<kind>")`` and take
+the ``ipc_case`` argument, which this plugin parametrises with every
+(backend, invariant, placement) of that family; combinations a backend does not
+claim are still generated and reported as skipped "unsupported: <why>".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Dict, Generator, List, Optional, Union
+
+import pytest
+
+from ipc_specs import PLACEMENTS, Harness, Unresolved, Unsupported, Violation, all_invariants, unsupported_reason
+from ipc_specs.harness.resources import sweep_debris
+from ipc_specs.harness.run import DEFAULT_DEADLINE_S, PROFILES
+from ipc_specs.limits import probe
+
+from . import report as rpt
+from .selection import Loaded, LoadProblem, SpecSyntaxError, duplicate_names, requested_specs, select
+
+_STATE: Dict[str, Any] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ipc-conformance", "IPC conformance suite")
+    group.addoption("--ipc-backend", action="append", default=[], metavar="MODULE:ATTR",
+                    help="check this backend (repeatable); default: the reference backends and installed ones")
+    group.addoption("--ipc-report", metavar="PATH", default=None,
+                    help="write the verdicts as JSON (Markdown when PATH ends in .md)")
+    group.addoption("--ipc-profile", choices=sorted(PROFILES), default=os.environ.get("IPC_PROFILE", "fast"),
+                    help="how many Hypothesis examples per check: fast (default), ci, thorough; env IPC_PROFILE")
+    group.addoption("--ipc-deadline", type=float, default=float(os.environ.get("IPC_DEADLINE", DEFAULT_DEADLINE_S)),
+                    metavar="SECONDS", help="per-example deadline after which a worker counts as hung")
+    group.addoption("--ipc-placements", default=",".join(PLACEMENTS), metavar="LIST",
+                    help=f"comma-separated subset of {','.join(PLACEMENTS)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ipc_family(kind): conformance tests of one backend kind")
+    try:
+        requested_specs(config.getoption("ipc_backend"))
+    except SpecSyntaxError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    placements = [p.strip() for p in config.getoption("ipc_placements").split(",") if p.strip()]
+    unknown = sorted(set(placements) - set(PLACEMENTS))
+    if unknown:
+        raise pytest.UsageError(f"--ipc-placements: unknown {unknown}; expected a subset of {list(PLACEMENTS)}")
+    if config.getoption("ipc_deadline") <= 0:
+        raise pytest.UsageError("--ipc-deadline must be a positive number of seconds")
+    _STATE.update(placements=placements, collector=rpt.Collector(), harness=None, items=None)
+    if not hasattr(config, "workerinput"):  # the controller cleans up after crashed runs
+        _STATE["collector"].debris = sweep_debris()
+        _install_sigterm()
+    _selection(config)  # here, not in the header hook: -q skips the header
+
+
+def _install_sigterm() -> None:
+    """SIGTERM becomes KeyboardInterrupt, so pytest unwinds and the cleanup runs."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def on_term(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt("SIGTERM")
+
+        try:
+            signal.signal(signal.SIGTERM, on_term)
+            _STATE["sigterm_installed"] = True
+        except ValueError:  # not the main thread (pytest run from a thread)
+            pass
+
+
+def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
+    if _STATE.get("items") is None:
+        items = select(config.getoption("ipc_backend"))
+        dups = duplicate_names(items)
+        if dups:
+            raise pytest.UsageError(f"backend names must be unique; repeated: {dups}")
+        _STATE["items"] = items
+        collector = _STATE["collector"]
+        for item in items:
+            if isinstance(item, Loaded):
+                collector.backends[item.backend.name] = rpt.backend_meta(item.backend, item.source)
+            else:
+                collector.load_problems.append({"source": item.source, "message": item.message})
+    return _STATE["items"]
+
+
+def harness(config: pytest.Config) -> Harness:
+    if _STATE.get("harness") is None:
+        _STATE["harness"] = Harness(deadline_s=config.getoption("ipc_deadline"),
+                                    profile=config.getoption("ipc_profile"))
+    return _STATE["harness"]
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    limits = probe()
+    lines = [f"ipc-conformance: profile={config.getoption('ipc_profile')} "
+             f"deadline={config.getoption('ipc_deadline'):g}s placements={','.join(_STATE['placements'])}"]
+    lines.append("machine limits: " + ", ".join(f"{k}={v}" for k, v in limits.items()))
+    items = _selection(config)
+    lines.append("backends: " + ", ".join(
+        i.backend.name if isinstance(i, Loaded) else f"{i.source} (LOAD ERROR)" for i in items))
+    for line in _STATE["collector"].debris:
+        lines.append(f"removed debris of an earlier crashed run: {line}")
+    return lines
+
+
+class IpcCase:
+    """One (backend, invariant, placement); ``run()`` judges it."""
+
+    def __init__(self, config: pytest.Config, loaded: Loaded, invariant_id: str, placement: str) -> None:
+        self.config = config
+        self.loaded = loaded
+        self.invariant = next(i for i in all_invariants() if i.id == invariant_id)
+        self.placement = placement
+        self.examples = 0
+
+    @property
+    def backend(self) -> Any:
+        return self.loaded.backend
+
+    def run(self) -> None:
+        reason = unsupported_reason(self.backend, self.invariant, self.placement)
+        if reason:
+            pytest.skip(f"unsupported: {reason}")
+        case = harness(self.config).case(self.backend, self.invariant.id, self.placement)
+        try:
+            self.invariant.check(self.backend, case)
+        except Unsupported as exc:
+            pytest.skip(f"unsupported: {exc}")
+        except Unresolved as exc:
+            pytest.skip(f"unresolved: {exc}")
+        finally:
+            self.examples = case.examples_run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    items = _selection(config)
+    if "ipc_backend_item" in metafunc.fixturenames:
+        metafunc.parametrize("ipc_backend_item", items, ids=[_item_id(i) for i in items])
+    if "ipc_case" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("ipc_family")
+    if marker is None:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: ipc_case needs pytest.mark.ipc_family(kind)")
+    family = marker.args[0]
+    cases, ids = [], []
+    for item in items:
+        if not isinstance(item, Loaded) or item.backend.kind != family:
+            continue
+        for inv in all_invariants(family):
+            for placement in _STATE["placements"]:
+                cases.append(IpcCase(config, item, inv.id, placement))
+                ids.append(f"{item.backend.name}-{inv.id}-{placement}")
+    metafunc.parametrize("ipc_case", cases, ids=ids)
+
+
+def _item_id(item: Union[Loaded, LoadProblem]) -> str:
+    return item.backend.name if isinstance(item, Loaded) else item.source
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    case: Optional[IpcCase] = getattr(item, "callspec", None) and item.callspec.params.get("ipc_case")
+    if case is None or report.when != "call" and not (report.when == "setup" and report.skipped):
+        return
+    verdict, detail, counterexample = _verdict(report, call)
+    reproduce = ""
+    if verdict in ("fail", "flaky", "error"):
+        reproduce = _reproduce_command(item, case)
+        report.sections.append(("ipc-conformance", f"invariant {case.invariant.id}: {case.invariant.rule}\n"
+                                f"source: {case.invariant.source}\nreproduce: {reproduce}"))
+    report.user_properties += [
+        ("ipc_backend", case.backend.name), ("ipc_invariant", case.invariant.id),
+        ("ipc_placement", case.placement), ("ipc_verdict", verdict), ("ipc_detail", detail),
+        ("ipc_examples", case.examples), ("ipc_counterexample", counterexample), ("ipc_reproduce", reproduce),
+    ]
+
+
+def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str, str]:
+    if report.skipped:
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.replace("Skipped: ", "")
+        return ("unresolved" if reason.startswith("unresolved") else "unsupported"), reason, ""
+    if report.passed:
+        return "pass", "", ""
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, Violation):
+        notes = "\n".join(getattr(exc, "__notes__", []))
+        verdict = "flaky" if getattr(exc, "flaky", False) else "fail"
+        return verdict, f"got={exc.got}, but should be {exc.expected} [{exc.call}]", f"{exc}\n{notes}".strip()
+    text = f"{type(exc).__name__}: {exc}" if exc is not None else str(report.longrepr)
+    return "error", rpt.first_line(text), str(report.longrepr)[-4000:]
+
+
+def _reproduce_command(item: pytest.Item, case: IpcCase) -> str:
+    backend = "" if case.loaded.source == "reference" else f" --backend {case.loaded.source}"
+    profile = item.config.getoption("ipc_profile")
+    test_id = item.name
+    return f"ipc-conformance{backend} --profile {profile} -n 0 -k '{test_id}'"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    props = dict(report.user_properties)
+    if "ipc_verdict" in props and _STATE.get("collector") is not None:
+        _STATE["collector"].add(props)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    collector: Optional[rpt.Collector] = _STATE.get("collector")
+    if collector is None or (not collector.cells and not collector.load_problems):
+        return
+    tr = terminalreporter
+    tr.section("IPC conformance matrix")
+    for line in collector.matrix_lines():
+        tr.write_line(line)
+    failures = collector.failure_lines()
+    if failures:
+        tr.section("IPC conformance failures")
+        for line in failures:
+            tr.write_line(line)
+    path = config.getoption("ipc_report")
+    if path:
+        collector.write(path, {"profile": config.getoption("ipc_profile"),
+                               "deadline_s": config.getoption("ipc_deadline")})
+        tr.write_line(f"report written to {path}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    h = _STATE.pop("harness", None)
+    if h is not None:
+        problems = h.close()
+        if problems:
+            print(f"ipc-conformance: cleanup problems: {problems}")
+    if _STATE.pop("sigterm_installed", False):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _STATE.clear()
