@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, Dict, Generator, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Generator, List, Union
 
 import pytest
 
-from ipc_specs import PLACEMENTS, Harness, Unresolved, Unsupported, Violation, all_invariants, unsupported_reason
-from ipc_specs.harness.resources import sweep_debris
-from ipc_specs.harness.run import DEFAULT_DEADLINE_S, PROFILES
-from ipc_specs.limits import probe
+# ipc_specs' checks import Hypothesis; importing them at plugin load would import
+# Hypothesis before pytest registers Hypothesis's own plugin (an assert-rewrite
+# warning), so the hooks import what they need when they run.
+if TYPE_CHECKING:
+    from ipc_specs import Harness
 
-from . import report as rpt
-from .selection import Loaded, LoadProblem, SpecSyntaxError, duplicate_names, requested_specs, select
+    from .selection import Loaded, LoadProblem
 
+# Kept equal to their ipc_specs counterparts by tests/selftest/test_plugin.py.
+PROFILES = ("ci", "fast", "thorough")
+PLACEMENTS = ("fork", "spawn", "forkserver", "thread")
+DEFAULT_DEADLINE_S = 10.0
 _STATE: Dict[str, Any] = {}
 
 
@@ -33,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="check this backend (repeatable); default: the reference backends and installed ones")
     group.addoption("--ipc-report", metavar="PATH", default=None,
                     help="write the verdicts as JSON (Markdown when PATH ends in .md)")
-    group.addoption("--ipc-profile", choices=sorted(PROFILES), default=os.environ.get("IPC_PROFILE", "fast"),
+    group.addoption("--ipc-profile", choices=PROFILES, default=os.environ.get("IPC_PROFILE", "fast"),
                     help="how many Hypothesis examples per check: fast (default), ci, thorough; env IPC_PROFILE")
     group.addoption("--ipc-deadline", type=float, default=float(os.environ.get("IPC_DEADLINE", DEFAULT_DEADLINE_S)),
                     metavar="SECONDS", help="per-example deadline after which a worker counts as hung")
@@ -42,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from . import report as rpt
+    from .selection import SpecSyntaxError, requested_specs
+
     config.addinivalue_line("markers", "ipc_family(kind): conformance tests of one backend kind")
     try:
         requested_specs(config.getoption("ipc_backend"))
@@ -55,6 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--ipc-deadline must be a positive number of seconds")
     _STATE.update(placements=placements, collector=rpt.Collector(), harness=None, items=None)
     if not hasattr(config, "workerinput"):  # the controller cleans up after crashed runs
+        from ipc_specs.harness.resources import sweep_debris
+
         _STATE["collector"].debris = sweep_debris()
         _install_sigterm()
     _selection(config)  # here, not in the header hook: -q skips the header
@@ -74,6 +83,9 @@ def _install_sigterm() -> None:
 
 
 def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
+    from . import report as rpt
+    from .selection import Loaded, duplicate_names, select
+
     if _STATE.get("items") is None:
         items = select(config.getoption("ipc_backend"))
         dups = duplicate_names(items)
@@ -90,6 +102,8 @@ def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
 
 
 def harness(config: pytest.Config) -> Harness:
+    from ipc_specs import Harness
+
     if _STATE.get("harness") is None:
         _STATE["harness"] = Harness(deadline_s=config.getoption("ipc_deadline"),
                                     profile=config.getoption("ipc_profile"))
@@ -97,6 +111,10 @@ def harness(config: pytest.Config) -> Harness:
 
 
 def pytest_report_header(config: pytest.Config) -> List[str]:
+    from ipc_specs.limits import probe
+
+    from .selection import Loaded
+
     limits = probe()
     lines = [f"ipc-conformance: profile={config.getoption('ipc_profile')} "
              f"deadline={config.getoption('ipc_deadline'):g}s placements={','.join(_STATE['placements'])}"]
@@ -113,9 +131,11 @@ class IpcCase:
     """One (backend, invariant, placement); ``run()`` judges it."""
 
     def __init__(self, config: pytest.Config, loaded: Loaded, invariant_id: str, placement: str) -> None:
+        from ipc_specs import get_invariant
+
         self.config = config
         self.loaded = loaded
-        self.invariant = next(i for i in all_invariants() if i.id == invariant_id)
+        self.invariant = get_invariant(invariant_id)
         self.placement = placement
         self.examples = 0
 
@@ -124,6 +144,8 @@ class IpcCase:
         return self.loaded.backend
 
     def run(self) -> None:
+        from ipc_specs import Unresolved, Unsupported, unsupported_reason
+
         reason = unsupported_reason(self.backend, self.invariant, self.placement)
         if reason:
             pytest.skip(f"unsupported: {reason}")
@@ -139,6 +161,10 @@ class IpcCase:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    from ipc_specs import all_invariants
+
+    from .selection import Loaded
+
     config = metafunc.config
     items = _selection(config)
     if "ipc_backend_item" in metafunc.fixturenames:
@@ -161,15 +187,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _item_id(item: Union[Loaded, LoadProblem]) -> str:
-    return item.backend.name if isinstance(item, Loaded) else item.source
+    return item.backend.name if hasattr(item, "backend") else item.source
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    case: Optional[IpcCase] = getattr(item, "callspec", None) and item.callspec.params.get("ipc_case")
-    if case is None or report.when != "call" and not (report.when == "setup" and report.skipped):
+    case = item.callspec.params.get("ipc_case") if hasattr(item, "callspec") else None
+    if not isinstance(case, IpcCase):  # pytest passes a placeholder for an empty parameter set
+        return
+    if report.when != "call" and not (report.when == "setup" and report.skipped):
         return
     verdict, detail, counterexample = _verdict(report, call)
     reproduce = ""
@@ -185,6 +213,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str, str]:
+    from ipc_specs import Violation
+
+    from . import report as rpt
+
     if report.skipped:
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.replace("Skipped: ", "")
@@ -214,7 +246,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    collector: Optional[rpt.Collector] = _STATE.get("collector")
+    collector = _STATE.get("collector")
     if collector is None or (not collector.cells and not collector.load_problems):
         return
     tr = terminalreporter
