@@ -66,7 +66,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
         _STATE["collector"].debris = sweep_debris()
         _install_sigterm()
-    _selection(config)  # here, not in the header hook: -q skips the header
 
 
 def _install_sigterm() -> None:
@@ -83,8 +82,9 @@ def _install_sigterm() -> None:
 
 
 def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
-    from . import report as rpt
-    from .selection import Loaded, duplicate_names, select
+    """Load the backends (once per process, at collection: the controller of an
+    xdist run never collects, it learns about backends from the reports)."""
+    from .selection import duplicate_names, select
 
     if _STATE.get("items") is None:
         items = select(config.getoption("ipc_backend"))
@@ -92,12 +92,6 @@ def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
         if dups:
             raise pytest.UsageError(f"backend names must be unique; repeated: {dups}")
         _STATE["items"] = items
-        collector = _STATE["collector"]
-        for item in items:
-            if isinstance(item, Loaded):
-                collector.backends[item.backend.name] = rpt.backend_meta(item.backend, item.source)
-            else:
-                collector.load_problems.append({"source": item.source, "message": item.message})
     return _STATE["items"]
 
 
@@ -165,6 +159,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     from .selection import Loaded
 
+    if not {"ipc_case", "ipc_backend_item"} & set(metafunc.fixturenames):
+        return  # not a conformance test: do not load any backend for it
     config = metafunc.config
     items = _selection(config)
     if "ipc_backend_item" in metafunc.fixturenames:
@@ -194,11 +190,17 @@ def _item_id(item: Union[Loaded, LoadProblem]) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    case = item.callspec.params.get("ipc_case") if hasattr(item, "callspec") else None
+    params = item.callspec.params if hasattr(item, "callspec") else {}
+    loading = params.get("ipc_backend_item")
+    if report.when == "call" and loading is not None and hasattr(loading, "message"):
+        report.user_properties.append(("ipc_load_problem", {"source": loading.source, "message": loading.message}))
+    case = params.get("ipc_case")
     if not isinstance(case, IpcCase):  # pytest passes a placeholder for an empty parameter set
         return
     if report.when != "call" and not (report.when == "setup" and report.skipped):
         return
+    from . import report as rpt
+
     verdict, detail, counterexample = _verdict(report, call)
     reproduce = ""
     if verdict in ("fail", "flaky", "error"):
@@ -206,6 +208,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("ipc-conformance", f"invariant {case.invariant.id}: {case.invariant.rule}\n"
                                 f"source: {case.invariant.source}\nreproduce: {reproduce}"))
     report.user_properties += [
+        ("ipc_backend_meta", rpt.backend_meta(case.backend, case.loaded.source)),
         ("ipc_backend", case.backend.name), ("ipc_invariant", case.invariant.id),
         ("ipc_placement", case.placement), ("ipc_verdict", verdict), ("ipc_detail", detail),
         ("ipc_examples", case.examples), ("ipc_counterexample", counterexample), ("ipc_reproduce", reproduce),
@@ -241,8 +244,14 @@ def _reproduce_command(item: pytest.Item, case: IpcCase) -> str:
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     props = dict(report.user_properties)
-    if "ipc_verdict" in props and _STATE.get("collector") is not None:
-        _STATE["collector"].add(props)
+    collector = _STATE.get("collector")
+    if collector is None:
+        return
+    if "ipc_load_problem" in props:
+        collector.load_problems.append(props["ipc_load_problem"])
+    if "ipc_verdict" in props:
+        collector.backends[props["ipc_backend"]] = props["ipc_backend_meta"]
+        collector.add(props)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -36,6 +36,9 @@ from .worker import (
 #: Time the parent grants beyond the deadline for a worker's watchdog to dump its stack.
 GRACE_S = 2.0
 PLACEMENTS = ("fork", "spawn", "forkserver", "thread")
+#: How long a fresh spawn/forkserver worker may take to boot, and to import a task's module.
+BOOT_TIMEOUT_S = 60.0
+IMPORT_ALLOWANCE_S = 10.0
 
 
 @dataclass
@@ -194,7 +197,8 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
         th.join(max(0.0, end - time.monotonic()))
         if th.is_alive():
             frame = sys._current_frames().get(th.ident or -1)
-            stack = "".join(traceback.format_stack(frame)) if frame else ""
+            # innermost first, as faulthandler prints it for processes
+            stack = "".join(reversed(traceback.format_stack(frame))) if frame else ""
             outcomes[task.proc] = RoleOutcome(task.proc, "hung", output=f"{TIMEOUT_MARKER}thread)\n{stack}")
         else:
             outcomes[task.proc] = classify(task, 0, False)
@@ -205,6 +209,7 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
 def pool_worker_main(conn: multiprocessing.connection.Connection) -> None:
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send("ready")  # booted and imported: only now may the parent count deadlines
     while True:
         try:
             task = conn.recv()
@@ -238,6 +243,10 @@ class Pool:
         proc = self.ctx.Process(target=pool_worker_main, args=(child_conn,), daemon=True)
         proc.start()
         child_conn.close()
+        if not parent_conn.poll(BOOT_TIMEOUT_S) or parent_conn.recv() != "ready":
+            proc.kill()
+            proc.join()
+            raise RuntimeError(f"a {self.ctx.get_start_method()} worker did not start within {BOOT_TIMEOUT_S:g}s")
         return (proc, parent_conn)
 
     def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
@@ -247,7 +256,9 @@ class Pool:
         for (_, conn), task in zip(busy, tasks):
             conn.send(task)
         _detach(channel, tasks)
-        end = time.monotonic() + deadline_s + GRACE_S
+        # The worker's own watchdog starts when it has unpickled the task (which may
+        # import the role's module); the parent allows for that import on top.
+        end = time.monotonic() + deadline_s + GRACE_S + IMPORT_ALLOWANCE_S
         pending = {i for i in range(len(tasks))}
         dead: Dict[int, bool] = {}
         while pending:

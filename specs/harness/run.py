@@ -25,7 +25,7 @@ from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope
-from .worker import RoleTask
+from .worker import TIMEOUT_MARKER, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -122,6 +122,13 @@ class Outcome:
             call=call,
             history=self.history.format(self.history.of(proc)[-3:]) + detail,
         )
+
+
+def _stack(output: str, lines: int = 14) -> str:
+    """The frames faulthandler dumped at the deadline, innermost first, for the main thread."""
+    dump = output[output.find(TIMEOUT_MARKER):] if TIMEOUT_MARKER in output else output
+    frames = [ln for ln in dump.splitlines() if ln.strip().startswith("File ")]
+    return "\n".join(frames[:lines]) or "(no stack: the worker never started its body)"
 
 
 def _tail(text: str, lines: int = 12) -> str:
@@ -269,9 +276,8 @@ class Case:
         for proc in hung:
             pending = outcome.history.pending(proc)
             parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
-        stacks = "\n".join(
-            f"{p} stack at the deadline:\n{_tail(outcome.roles[p].output, 16)}" for p in hung
-        )
+        stacks = "\n".join(f"{p} stack at the deadline (innermost first):\n{_stack(outcome.roles[p].output)}"
+                           for p in hung)
         first = outcome.history.pending(hung[0])
         return Violation(
             self.invariant.id,

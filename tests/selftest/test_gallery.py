@@ -1,0 +1,39 @@
+"""Every exhibit of the broken gallery is caught, by the invariant it breaks.
+
+This is what keeps the suite honest: an invariant that no broken backend can
+fail is a check that cannot fail, which the project treats as a defect.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ipc_impls.broken import Exhibit, all_exhibits
+from ipc_specs import Harness, Violation, all_invariants, check
+
+EXHIBITS = all_exhibits()
+
+
+@pytest.mark.parametrize("exhibit", EXHIBITS, ids=[e.name for e in EXHIBITS])
+def test_exhibit_is_caught_by_the_invariant_it_breaks(exhibit: Exhibit, quick_harness: Harness) -> None:
+    with pytest.raises(Violation) as caught:
+        check(exhibit.backend, exhibit.breaks, placement=exhibit.placement, harness=quick_harness)
+    assert caught.value.invariant == exhibit.breaks, caught.value
+    if exhibit.hangs:
+        assert "hung in" in caught.value.got
+
+
+@pytest.mark.parametrize("inv", all_invariants(), ids=[i.id for i in all_invariants()])
+def test_every_invariant_has_a_broken_twin(inv) -> None:  # type: ignore[no-untyped-def]
+    twins = [e for e in EXHIBITS if e.breaks == inv.id]
+    assert twins, f"{inv.id} has no exhibit in ipc_impls/broken: nothing shows that it can fail"
+
+
+def test_exhibit_names_are_unique() -> None:
+    names = [e.backend.name for e in EXHIBITS]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+@pytest.mark.parametrize("exhibit", EXHIBITS, ids=[e.name for e in EXHIBITS])
+def test_exhibit_lesson_is_one_sentence(exhibit: Exhibit) -> None:
+    assert exhibit.lesson.endswith(".") and exhibit.lesson.count(". ") == 0, exhibit.lesson

@@ -1,0 +1,174 @@
+"""The harness itself: verdicts for hangs, crashes and early exits; cleanup; safe names."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import tempfile
+import time
+from typing import Any, FrozenSet, Iterator
+
+import pytest
+
+from ipc_specs import Harness, Role, Violation
+from ipc_specs.harness.placements import PLACEMENTS
+from ipc_specs.harness.resources import ResourceRoot, Scope, register_remover, sweep_debris, unguessable_name
+from ipc_specs.harness.run import HangFound
+from ipc_specs.harness.worker import Proc
+
+
+class NullChannel:
+    """A channel with nothing to share: lets a test run arbitrary role bodies."""
+
+    def open_reader(self, **kw: Any) -> None: ...
+
+    def open_writer(self, **kw: Any) -> None: ...
+
+    def detach(self) -> None: ...
+
+    def teardown(self) -> None: ...
+
+
+class NullBackend:
+    name = "null"
+    kind = "stream"
+    wiring = "named"
+    capabilities: FrozenSet[str] = frozenset({"thread_safe"})
+
+    def setup(self, scope: Scope) -> NullChannel:
+        return NullChannel()
+
+
+def sleeps_forever(proc: Proc) -> None:
+    proc.call("block", time.sleep, 3600)
+
+
+def dies_by_signal(proc: Proc, signum: int) -> None:
+    proc.call("kill_self", os.kill, os.getpid(), signum)
+
+
+def exits_early(proc: Proc) -> None:
+    os._exit(3)
+
+
+def returns(proc: Proc, value: Any) -> Any:
+    return value
+
+
+@pytest.fixture
+def harness() -> Iterator[Harness]:
+    h = Harness(deadline_s=1.5, shrink=False)
+    yield h
+    assert h.close() == []
+
+
+def _case(h: Harness, placement: str = "fork") -> Any:
+    return h.case(NullBackend(), "bytes_arrive_complete_and_in_order", placement)
+
+
+@pytest.mark.parametrize("placement", ["fork", "spawn"])
+def test_a_hang_is_a_violation_naming_the_operation_and_its_stack(harness: Harness, placement: str) -> None:
+    with pytest.raises(HangFound) as found:
+        _case(harness, placement).run([Role("P", sleeps_forever)])
+    v = found.value.violation
+    assert "P hung in block" in v.got
+    assert "sleeps_forever" in str(v)  # the stack at the deadline names the function
+
+
+def test_a_hang_in_a_thread_is_reported_without_hanging_the_suite(harness: Harness) -> None:
+    with pytest.raises(HangFound) as found:
+        _case(harness, "thread").run([Role("T", sleeps_forever)])
+    assert "T hung in block" in found.value.violation.got
+
+
+@pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL])
+def test_death_by_signal_is_reported_with_the_signal_name(harness: Harness, signum: int) -> None:
+    out = _case(harness).run([Role("P", dies_by_signal, (signum,))])
+    with pytest.raises(Violation) as caught:
+        out.value("P")
+    assert f"died by {signal.Signals(signum).name}" in caught.value.got
+    assert "kill_self" in caught.value.got
+
+
+def test_early_exit_is_reported_with_its_code(harness: Harness) -> None:
+    out = _case(harness).run([Role("P", exits_early)])
+    with pytest.raises(Violation, match="exited early with code 3"):
+        out.value("P")
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_every_placement_returns_values(harness: Harness, placement: str) -> None:
+    out = _case(harness, placement).run([Role(f"P{i}", returns, (i,)) for i in range(4)])
+    assert out.values() == {f"P{i}": i for i in range(4)}
+
+
+def test_pool_workers_are_reused_after_a_hang(harness: Harness) -> None:
+    with pytest.raises(HangFound):
+        _case(harness, "spawn").run([Role("P", sleeps_forever)])
+    out = _case(harness, "spawn").run([Role("P", returns, ("again",))])
+    assert out.value("P") == "again"
+
+
+def test_names_carry_128_random_bits_and_the_worker_tag() -> None:
+    names = {unguessable_name() for _ in range(100)}
+    assert len(names) == 100
+    token = next(iter(names)).rsplit("_", 1)[1]
+    assert len(token) == 32 and int(token, 16) >= 0
+
+
+def test_roots_and_example_directories_are_private() -> None:
+    root = ResourceRoot()
+    try:
+        scope = root.scope()
+        for path in (root.path, scope.directory):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    finally:
+        root.close()
+    assert not os.path.exists(root.path)
+
+
+def test_registered_objects_are_removed_at_scope_end_even_if_one_cleanup_fails() -> None:
+    root = ResourceRoot()
+    removed = []
+    scope = root.scope()
+    scope.register("test-object", "a", lambda: removed.append("a"))
+    scope.register("test-object", "b", lambda: 1 / 0)
+    scope.register("test-object", "c", lambda: removed.append("c"))
+    problems = root.release(scope)
+    assert removed == ["c", "a"] and len(problems) == 1 and "ZeroDivisionError" in problems[0]
+    root.close()
+
+
+def test_debris_of_a_dead_owner_is_swept_with_its_journalled_objects(tmp_path: Any) -> None:
+    swept = []
+    register_remover("test-debris", swept.append)
+    root = ResourceRoot(parent=str(tmp_path))
+    root.journal_add("test-debris", "/ipcc_left_behind")
+    with open(os.path.join(root.path, "owner"), "w") as f:
+        f.write("999999999")  # no such process: the owner "crashed"
+    lines = sweep_debris(str(tmp_path))
+    assert swept == ["/ipcc_left_behind"]
+    assert len(lines) == 1 and not os.path.exists(root.path)
+
+
+def test_live_roots_are_not_swept(tmp_path: Any) -> None:
+    root = ResourceRoot(parent=str(tmp_path))
+    assert sweep_debris(str(tmp_path)) == []
+    assert os.path.isdir(root.path)
+    root.close()
+
+
+def test_a_symlink_planted_at_the_root_prefix_is_not_followed(tmp_path: Any) -> None:
+    victim = tempfile.mkdtemp(dir=str(tmp_path))
+    os.symlink(victim, os.path.join(str(tmp_path), "ipcc-planted"))
+    sweep_debris(str(tmp_path))
+    assert os.path.isdir(victim)
+
+
+def test_a_harness_leaves_no_root_behind() -> None:
+    h = Harness(deadline_s=2)
+    path = h.root.path
+    _case(h).run([Role("P", returns, (1,))])
+    assert h.close() == []
+    assert not os.path.exists(path)
