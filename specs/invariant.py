@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional
 
 if TYPE_CHECKING:
-    from .harness.run import Harness
+    from .harness.run import Case
 
 
 class Level(str, enum.Enum):
@@ -61,7 +61,7 @@ class Unresolved(Exception):
     """The machine cannot host the check (a kernel limit, a missing package)."""
 
 
-CheckFn = Callable[[Any, "Harness"], None]
+CheckFn = Callable[[Any, "Case"], None]
 
 
 @dataclass(frozen=True)

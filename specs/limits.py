@@ -72,13 +72,21 @@ def probe() -> Dict[str, object]:
     }
 
 
+def number(name: str) -> int:
+    """A probed limit that must be an integer (raises KeyError for unknown names)."""
+    value = probe()[name]
+    if not isinstance(value, int):
+        raise TypeError(f"limit {name} is {value!r}, not a number")
+    return value
+
+
 def pipe_buf() -> int:
-    return int(probe()["pipe_buf"])  # type: ignore[call-overload]
+    return number("pipe_buf")
 
 
 def pipe_capacity() -> int:
-    return int(probe()["pipe_capacity"])  # type: ignore[call-overload]
+    return number("pipe_capacity")
 
 
 def page_size() -> int:
-    return int(probe()["page_size"])  # type: ignore[call-overload]
+    return number("page_size")

@@ -251,10 +251,29 @@ class FullCloseSocketBackend(UnixStreamBackend):
     name = "broken-close-not-shutdown"
 
     def setup(self, scope: Scope) -> Any:
-        channel = super().setup(scope)
-        opener = channel.open_writer
-        channel.open_writer = lambda **kw: CloseInsteadOfShutdown(opener(**kw).sock)
-        return channel
+        return CloseInsteadOfShutdownChannel(super().setup(scope))
+
+
+class CloseInsteadOfShutdownChannel:
+    """Wraps a socket channel so that its writers close where they should shut down."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def open_writer(self, *, nonblocking: bool = False) -> SocketEnd:
+        return CloseInsteadOfShutdown(self.inner.open_writer().sock)
+
+    def open_reader(self, *, nonblocking: bool = False) -> Any:
+        return self.inner.open_reader()
+
+    def capacity_bound(self) -> Any:
+        return self.inner.capacity_bound()
+
+    def detach(self) -> None:
+        self.inner.detach()
+
+    def teardown(self) -> None:
+        self.inner.teardown()
 
 
 # --- FIFO open semantics --------------------------------------------------------------

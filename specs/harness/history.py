@@ -96,7 +96,7 @@ class History:
 def _window(events: List[Event], focus: Sequence[Event], limit: int) -> List[Event]:
     if not focus:
         return events[-limit:]
-    wanted = set()
+    wanted: set[int] = set()
     for f in focus:
         if f in events:
             i = events.index(f)

@@ -128,7 +128,7 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
 
 def _wait_pids(pids: List[int], end: float) -> tuple[Dict[int, int], set[int]]:
     statuses: Dict[int, int] = {}
-    killed: set = set()
+    killed: set[int] = set()
     pidfds = {}
     for pid in pids:
         try:
@@ -235,7 +235,7 @@ class Pool:
     """
 
     def __init__(self, method: str) -> None:
-        self.ctx = multiprocessing.get_context(method)
+        self.ctx: Any = multiprocessing.get_context(method)
         self.idle: List[Any] = []
 
     def _start(self) -> Any:
@@ -274,7 +274,7 @@ class Pool:
                 if i not in pending:
                     continue
                 proc, conn = busy[i]
-                if ready is conn:
+                if ready is conn and isinstance(conn, multiprocessing.connection.Connection):
                     try:
                         conn.recv()
                         pending.discard(i)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from .. import limits
 from ..harness.history import INVOKE
-from ..harness.run import Case, Role
+from ..harness.run import Case, Outcome, Role
 from ..invariant import Level, expect, invariant, short_repr
 from ..strategies import Blob, delays_ms, read_sizes, write_plans
 from . import roles
@@ -45,7 +45,7 @@ def _check_substreams(case: Case, got: bytes, plans: Sequence[Sequence[Blob]], h
 
 
 def _stream_example(case: Case, plans: List[List[Blob]], read_size: int, close_delays: Sequence[int],
-                    eof_rereads: int = 0):  # type: ignore[no-untyped-def]
+                    eof_rereads: int = 0) -> Outcome:
     k = len(plans)
     total = sum(b.size for p in plans for b in p)
     until_eof = case.claims(EOF_ON_CLOSE)
