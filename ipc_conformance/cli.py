@@ -5,6 +5,7 @@
                     [-k EXPR] [-- PYTEST-ARGS…]
     ipc-conformance list [--backend MODULE:ATTR]…
     ipc-conformance explain ID|PREFIX|KIND
+    ipc-conformance catalogue [--write [PATH] | --check [PATH]]
 
 ``run`` is pytest underneath (so pytest-xdist, -k, -x … all work) and exits 0
 exactly when every applicable invariant holds for every selected backend.
@@ -18,6 +19,8 @@ import sys
 from typing import List, Optional, Sequence
 
 SUITE = "ipc_conformance.suite"
+CATALOGUE = "docs/INVARIANTS.md"
+COMMANDS = ("run", "list", "explain", "catalogue", "-h", "--help")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("explain", help="explain an invariant, with a live counterexample")
     exp.add_argument("query", help="an invariant id, an id prefix, or a kind (stream, queue, …)")
     exp.add_argument("--deadline", type=float, default=5.0, help="per-example deadline for the live run")
+    cat = sub.add_parser("catalogue", help="print or regenerate docs/INVARIANTS.md")
+    group = cat.add_mutually_exclusive_group()
+    group.add_argument("--write", metavar="PATH", nargs="?", const=CATALOGUE, help="write it (default path: %(const)s)")
+    group.add_argument("--check", metavar="PATH", nargs="?", const=CATALOGUE, help="exit 1 if PATH is stale")
     return parser
 
 
@@ -95,9 +102,34 @@ def cmd_list(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalogue(ns: argparse.Namespace) -> int:
+    from .catalogue import render
+
+    text = render()
+    if ns.check:
+        try:
+            with open(ns.check, encoding="utf-8") as f:
+                current = f.read()
+        except FileNotFoundError:
+            current = ""
+        if current != text:
+            print(f"{ns.check} is stale: run `ipc-conformance catalogue --write`")
+            return 1
+        print(f"{ns.check} is up to date")
+        return 0
+    if ns.write:
+        os.makedirs(os.path.dirname(ns.write) or ".", exist_ok=True)
+        with open(ns.write, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"wrote {ns.write}")
+        return 0
+    print(text, end="")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in ("run", "list", "explain", "-h", "--help"):
+    if not args or args[0] not in COMMANDS:
         args = ["run", *args]  # `ipc-conformance --backend x` means run
     ns = build_parser().parse_args(args)
     if ns.command == "list":
@@ -106,6 +138,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except BrokenPipeError:  # `ipc-conformance list | head`: the reader left, which is fine
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+    if ns.command == "catalogue":
+        return cmd_catalogue(ns)
     if ns.command == "explain":
         from .explain import explain
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
+from hypothesis.reporting import default as default_reporter
+from hypothesis.reporting import with_reporter
 
 from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
@@ -126,11 +128,24 @@ class Outcome:
         )
 
 
+def _quiet_reporter(text: object) -> None:
+    """Hypothesis's reporter, minus the advice to add @seed to a test function: checks
+    run inside an inner function the user cannot decorate (the database replays instead)."""
+    if not str(text).startswith("You can reproduce this failure by adding @seed"):
+        default_reporter(text)
+
+
 def _stack(output: str, lines: int = 14) -> str:
     """The frames faulthandler dumped at the deadline, innermost first, for the main thread."""
     dump = output[output.find(TIMEOUT_MARKER):] if TIMEOUT_MARKER in output else output
     frames = [ln for ln in dump.splitlines() if ln.strip().startswith("File ")]
-    return "\n".join(frames[:lines]) or "(no stack: the worker never started its body)"
+    # The harness's own frames (and Hypothesis's) say nothing about where the backend hung.
+    own = [ln for ln in frames if not any(m in ln for m in _OWN_FRAMES)]
+    return "\n".join((own or frames)[:lines]) or "(no stack: the worker never started its body)"
+
+
+_OWN_FRAMES = (f"{os.sep}harness{os.sep}", f"{os.sep}hypothesis{os.sep}", "<frozen ",
+               f"{os.sep}multiprocessing{os.sep}")
 
 
 def _tail(text: str, lines: int = 12) -> str:
@@ -213,7 +228,8 @@ class Case:
         key = f"{self.backend.name}/{self.invariant.id}/{self.placement}".encode()
         example._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
         try:
-            example()
+            with with_reporter(_quiet_reporter):
+                example()
         except HangFound as found:
             shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
             found.violation.args = (f"{found.violation.args[0]}\nHanging example (not shrunk): {shown}",)

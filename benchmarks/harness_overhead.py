@@ -1,0 +1,109 @@
+"""How much the harness costs per multi-process example, measured, not asserted.
+
+Compares, in one run and on the same random process counts (1 to 8):
+
+* a bare loop: ``os.pipe()``, fork k writers that each write 64 bytes and
+  ``_exit``, read until EOF, ``waitpid`` each — the least a fork-per-example
+  test can do;
+* the harness running the same example through ``Case.run`` in the fork
+  placement (private directory, histories, result files, watchdog);
+* the harness in the spawn placement with warm workers (FIFO backend, since
+  spawned workers can only reach channels opened by name).
+
+Usage: python benchmarks/harness_overhead.py [--examples 200] [--seed 1]
+Targets (issue 2): fork overhead <= 1.5x the bare loop; spawn >= 300 examples/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from typing import Callable, List
+
+from ipc_impls.streams import FifoBackend, PipeBackend
+from ipc_specs import Harness, Role
+from ipc_specs.harness.worker import Proc
+
+PAYLOAD = b"x" * 64
+
+
+def bare_example(k: int) -> None:
+    r, w = os.pipe()
+    pids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            os.write(w, PAYLOAD)
+            os._exit(0)
+        pids.append(pid)
+    os.close(w)
+    while os.read(r, 65536):
+        pass
+    os.close(r)
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
+def write_payload(proc: Proc) -> None:
+    w = proc.open_writer()
+    w.write(PAYLOAD)
+    w.close()
+
+
+def read_to_eof(proc: Proc) -> int:
+    r = proc.open_reader()
+    n = 0
+    while True:
+        chunk = r.read(65536)
+        if not chunk:
+            return n
+        n += len(chunk)
+
+
+def harness_example(harness: Harness, backend: object, placement: str) -> Callable[[int], None]:
+    case = harness.case(backend, "bytes_arrive_complete_and_in_order", placement)
+
+    def run(k: int) -> None:
+        # k processes in all, as in the bare loop's k writers (+ its reading parent).
+        roles = [Role("R", read_to_eof)] + [Role(f"W{i}", write_payload) for i in range(max(1, k - 1))]
+        out = case.run(roles)
+        assert out.value("R") == len(PAYLOAD) * max(1, k - 1)
+
+    return run
+
+
+def rate(label: str, fn: Callable[[int], None], counts: List[int]) -> float:
+    fn(2)  # warm up (imports, pool start)
+    t = time.perf_counter()
+    for k in counts:
+        fn(k)
+    per_s = len(counts) / (time.perf_counter() - t)
+    print(f"{label:<34} {per_s:8.1f} examples/s")
+    return per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    counts = [random.Random(args.seed).randint(1, 8) for _ in range(args.examples)]
+    print(f"{args.examples} examples, 1-8 processes each (mean {sum(counts) / len(counts):.1f}), "
+          f"{os.cpu_count()} CPUs")
+    harness = Harness(deadline_s=30)
+    try:
+        bare = rate("bare fork loop", bare_example, counts)
+        fork = rate("harness, fork placement", harness_example(harness, PipeBackend(), "fork"), counts)
+        spawn = rate("harness, spawn placement (warm)", harness_example(harness, FifoBackend(), "spawn"), counts)
+        thread = rate("harness, thread placement", harness_example(harness, PipeBackend(), "thread"), counts)
+    finally:
+        harness.close()
+    print(f"\nfork overhead: {bare / fork:.2f}x the bare loop (target <= 1.5x)")
+    print(f"spawn: {spawn:.0f} examples/s (target >= 300); thread: {thread:.0f} examples/s")
+
+
+if __name__ == "__main__":
+    main()
