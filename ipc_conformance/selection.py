@@ -79,7 +79,7 @@ def select(options: Sequence[str], environ: Any = os.environ) -> List[Union[Load
 def load_spec(spec: str) -> List[Union[Loaded, LoadProblem]]:
     module_name, attr = parse_spec(spec)
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except BaseException as exc:  # an import may raise anything, even SystemExit
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -89,6 +89,23 @@ def load_spec(spec: str) -> List[Union[Loaded, LoadProblem]]:
         public = sorted(n for n in vars(module) if not n.startswith("_"))[:12]
         return [LoadProblem(spec, f"module {module_name!r} has no attribute {attr!r}; it has: {', '.join(public)}")]
     return resolve(getattr(module, attr), spec)
+
+
+def _import(name: str) -> Any:
+    """Import ``name``, also from the current directory, as ``python -m`` would.
+
+    A console script's sys.path starts with its own bin directory, so a backend
+    module sitting in the user's working directory would not be found; spawned
+    workers inherit the amended sys.path, so they find it too.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        cwd = os.getcwd()
+        if exc.name != name.split(".")[0] or cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        return importlib.import_module(name)
 
 
 def resolve(obj: Any, source: str) -> List[Union[Loaded, LoadProblem]]:

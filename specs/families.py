@@ -4,3 +4,5 @@ A new family adds one import here; nothing else needs to know it exists.
 """
 
 from . import streams  # noqa: F401
+from . import shm  # noqa: F401
+from . import files  # noqa: F401

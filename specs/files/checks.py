@@ -1,0 +1,216 @@
+"""Invariants of exchanging data through files: whole publishes, complete results,
+O_APPEND records, private modes, and whose lock a close releases.
+
+Slow writers are simulated by the roles (a pause between chunks), never by
+timing assertions: a check only says what a reader may see, not when.
+"""
+
+from __future__ import annotations
+
+import stat
+from typing import List, Tuple
+
+from hypothesis import strategies as st
+
+from ..harness.run import Case, Role
+from ..invariant import Level, expect, invariant, short_repr
+from . import roles
+from .protocol import (
+    APPEND_LOG,
+    ATOMIC_PUBLISH,
+    EXCHANGE,
+    LOCK,
+    LOCK_OWNED_BY_OPEN_FILE,
+    LOCK_OWNED_BY_PROCESS,
+    PRIVATE_FILES,
+)
+
+FAMILY = "file"
+RECORD_MAX = 4096  # the record size the O_APPEND claim covers
+
+
+def shapes() -> st.SearchStrategy[roles.Shape]:
+    """(chunks, chunk size, pause ms): at least two chunks, so a half-written file exists for a while."""
+    return st.tuples(st.integers(2, 5), st.sampled_from([1, 512, 4096, 65536]) | st.integers(1, 65536),
+                     st.integers(3, 10))
+
+
+@invariant(
+    "reader_never_sees_partial_publish", family=FAMILY, level=Level.MUST,
+    rule="A reader polling the published file while new versions are written sees nothing or some "
+         "version whole, never a prefix, an empty file or a mix (write a temp file in the same directory, "
+         "flush, fsync, then os.replace it over the old name).",
+    source="rename(2): 'If newpath already exists, it will be atomically replaced, so that there is no point "
+           "at which another process attempting to access newpath will find it missing'; Python docs os.replace",
+    requires=[ATOMIC_PUBLISH],
+)
+def reader_never_sees_partial_publish(backend: object, case: Case) -> None:
+    def body(versions: List[roles.Shape]) -> None:
+        out = case.run([Role("W", roles.publish_versions, (versions,), opens=False),
+                        Role("R", roles.watch_published, opens=False)])
+        published = out.value("W")
+        seen = out.value("R")
+        whole = {(n, d): name for name, n, d in published}
+        for kind, n, d in seen:
+            if kind == "none":
+                continue
+            expect((n, d) in whole, case.invariant.id, got=f"R read {n} bytes (digest {d}) matching no version",
+                   expected="one of the published versions whole: " + ", ".join(f"{v} ({n2} bytes)"
+                                                                                for v, n2, _ in published),
+                   call="read_published", history=out.history.format(out.history.of("R", "saw")))
+        expect(bool(seen) and (seen[-1][1], seen[-1][2]) == published[-1][1:], case.invariant.id,
+               got=f"the last read gave {seen[-1][1] if seen else 0} bytes", expected="the last version whole",
+               call="read_published", history=out.history.format())
+
+    case.explore(body, versions=st.lists(shapes(), min_size=1, max_size=3))
+
+
+@invariant(
+    "appended_records_never_lost_or_torn", family=FAMILY, level=Level.MUST,
+    rule="Records of at most 4096 bytes appended with O_APPEND by several processes at once all land in "
+         "the file, each whole and in its writer's order (without O_APPEND writers overwrite each other).",
+    source="open(2) O_APPEND: 'the file offset is positioned at the end of the file, as if with lseek(2)' "
+           "before each write, 'as a single atomic step'; POSIX write(2)",
+    requires=[APPEND_LOG],
+)
+def appended_records_never_lost_or_torn(backend: object, case: Case) -> None:
+    def body(writers: int, records: int, size: int) -> None:
+        rs = [Role(f"W{i}", roles.append_records, (i, writers, records, size)) for i in range(writers)]
+        out = case.run(rs + [Role("R", roles.read_log_after, (writers,), opens=False)])
+        log = out.value("R")
+        for p in out.roles:
+            out.value(p)
+        total = writers * records * size
+        h = out.history
+        expect(len(log) == total, case.invariant.id, got=f"{len(log)} bytes in the log",
+               expected=f"{total} ({writers} writers x {records} records x {size} bytes)", call="append",
+               history=h.format(h.of("R")))
+        seq = {w: 0 for w in range(writers)}
+        for off in range(0, total, size):
+            rec = log[off:off + size]
+            expect(rec.count(rec[0]) == size, case.invariant.id, got=f"record at offset {off} torn: {short_repr(rec)}",
+                   expected=f"{size} identical bytes (one append)", call="append", history=h.format(h.of("R")))
+            w, n = divmod(rec[0], 16)
+            expect(w in seq and n == seq[w] % 16, case.invariant.id, got=f"W{w} record {n} (mod 16) at offset {off}",
+                   expected=f"W{w}'s record {seq.get(w, 0) % 16} next (per-writer order)", call="append",
+                   history=h.format(h.of("R")))
+            seq[w] += 1
+
+    case.explore(body, writers=st.integers(2, 4), records=st.integers(1, 60),
+                 size=st.sampled_from([1, 2, 512, RECORD_MAX - 1, RECORD_MAX]) | st.integers(1, RECORD_MAX))
+
+
+@invariant(
+    "files_created_private_and_removed", family=FAMILY, level=Level.MUST,
+    rule="Every file the channel creates is mode 0600 and every directory 0700 (never world- or "
+         "group-readable), and cleanup() leaves nothing behind.",
+    source="Python docs tempfile.mkstemp: 'readable and writable only by the creating user ID'; mkdtemp: "
+           "'readable, writable, and searchable only by the creating user ID'; CPython test_tempfile test_file_mode",
+    requires=[PRIVATE_FILES],
+)
+def files_created_private_and_removed(backend: object, case: Case) -> None:
+    caps = sorted(case.capabilities)
+
+    def body(data: bytes) -> None:
+        out = case.run([Role("P", roles.use_then_inventory, (caps, data), opens=False)])
+        found, left = out.value("P")
+        wrong: List[Tuple[str, str]] = []
+        for path, mode in found:
+            want = 0o700 if stat.S_ISDIR(mode) else 0o600
+            if stat.S_IMODE(mode) != want:
+                wrong.append((path, f"{stat.S_IMODE(mode):04o} (want {want:04o})"))
+        expect(not wrong, case.invariant.id, got=f"modes {wrong}", expected="0600 files and 0700 directories",
+               call="create", history=out.history.format())
+        expect(not left, case.invariant.id, got="the channel's directory still exists after cleanup()",
+               expected="everything removed", call="cleanup", history=out.history.format())
+
+    case.explore(body, scale=0.5, data=st.binary(min_size=1, max_size=64))
+
+
+@invariant(
+    "exchange_collector_sees_only_complete_results", family=FAMILY, level=Level.MUST,
+    rule="A collector polling for the workers' result files reads each result whole: a file becomes "
+         "visible under its final name only once its writer has finished it (write a temp file, then rename).",
+    source="rename(2) atomic replacement; the seed article's per-PID temp files read as soon as they exist "
+           "(a reader then sees a file its writer has not finished)",
+    requires=[EXCHANGE],
+)
+def exchange_collector_sees_only_complete_results(backend: object, case: Case) -> None:
+    def body(results: List[roles.Shape]) -> None:
+        k = len(results)
+        rs = [Role(f"W{i}", roles.submit_result, (i, s), opens=False) for i, s in enumerate(results)]
+        out = case.run([Role("C", roles.collect_results, (k,), opens=False)] + rs)
+        sent = {out.value(f"W{i}")[0]: out.value(f"W{i}") for i in range(k)}
+        seen = out.value("C")
+        h = out.history
+        for name, n, d in seen:
+            want = sent.get(name)
+            expect(want is not None and (n, d) == want[1:], case.invariant.id,
+                   got=f"C read {name} as {n} bytes (digest {d})",
+                   expected=f"{want[1]} bytes (digest {want[2]}) written by its worker" if want else
+                   f"only the workers' results {sorted(sent)}", call="poll", history=h.format(h.of("C", "saw")))
+        expect({s[0] for s in seen} == set(sent), case.invariant.id, got=f"results {sorted({s[0] for s in seen})}",
+               expected=f"every worker's result {sorted(sent)}", call="poll", history=h.format(h.of("C", "saw")))
+
+    case.explore(body, results=st.lists(shapes(), min_size=1, max_size=3))
+
+
+def _lock_example(case: Case, touch_other_fd: bool) -> Tuple[bool, bool, str]:
+    out = case.run([Role("A", roles.hold_lock, (touch_other_fd,)), Role("B", roles.try_lock)])
+    out.value("A")
+    first, second = out.value("B")
+    return first, second, out.history.format()
+
+
+@invariant(
+    "exclusive_lock_excludes_other_processes", family=FAMILY, level=Level.MUST,
+    rule="While one process holds the exclusive lock another process cannot take it (a nonblocking try "
+         "fails), and it can once the holder releases.",
+    source="flock(2): 'Only one process may hold an exclusive lock for a given file at a given time'; "
+           "fcntl(2) F_SETLK; CPython test_fcntl test_flock, test_lockf_exclusive",
+    requires=[LOCK],
+)
+def exclusive_lock_excludes_other_processes(backend: object, case: Case) -> None:
+    def body(_: int) -> None:
+        first, second, history = _lock_example(case, False)
+        expect(not first, case.invariant.id, got="B's nonblocking acquire succeeded while A held the lock",
+               expected="False (A holds it)", call="acquire", history=history)
+        expect(second, case.invariant.id, got="B could not take the released lock", expected="True after A released",
+               call="acquire", history=history)
+
+    case.explore(body, scale=0.25, _=st.just(0))
+
+
+@invariant(
+    "flock_survives_closing_another_descriptor", family=FAMILY, level=Level.MUST,
+    rule="A lock owned by the open file description (flock) stays held when its holder opens and closes "
+         "another descriptor of the same file.",
+    source="flock(2): 'Locks created by flock() are associated with an open file description'; "
+           "fcntl(2) NOTES on the difference from record locks",
+    requires=[LOCK, LOCK_OWNED_BY_OPEN_FILE],
+)
+def flock_survives_closing_another_descriptor(backend: object, case: Case) -> None:
+    def body(_: int) -> None:
+        first, _second, history = _lock_example(case, True)
+        expect(not first, case.invariant.id, got="B took the lock after A closed another descriptor of the file",
+               expected="the lock still held by A", call="acquire", history=history)
+
+    case.explore(body, scale=0.25, _=st.just(0))
+
+
+@invariant(
+    "lockf_released_by_closing_any_descriptor", family=FAMILY, level=Level.MUST,
+    rule="A lock owned by the process (fcntl record locks, lockf) is released when the holder closes ANY "
+         "descriptor of the file, even one it opened only to read: another process can then take it.",
+    source="fcntl(2): 'If a process closes any file descriptor referring to a file, then all of the process's "
+           "locks on that file are released, regardless of the file descriptor(s) on which the locks were obtained'",
+    requires=[LOCK, LOCK_OWNED_BY_PROCESS],
+)
+def lockf_released_by_closing_any_descriptor(backend: object, case: Case) -> None:
+    def body(_: int) -> None:
+        first, _second, history = _lock_example(case, True)
+        expect(first, case.invariant.id, got="B could not take the lock after A closed another descriptor",
+               expected="the lock released by that close (it belongs to the process, not the descriptor)",
+               call="acquire", history=history)
+
+    case.explore(body, scale=0.25, _=st.just(0))

@@ -1,0 +1,172 @@
+"""Invariants of the bytes in a shared segment: who sees which writes, how big it is,
+what a fresh one holds, and what a read-only mapping allows.
+
+Every multi-process check orders its processes with harness events (a process
+reads only after the writer's event) or a file lock: shared memory itself gives
+no ordering, and the checks never assume one.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from hypothesis import strategies as st
+
+from .. import limits
+from ..harness.run import Case, Role
+from ..invariant import Level, expect, invariant, short_repr
+from ..strategies import Blob, blobs, boundary_sizes
+from . import roles
+from .protocol import EXACT_SIZE, NAMED_ATTACH, READ_ONLY_ATTACH
+
+FAMILY = "shm"
+
+
+def segment_sizes(*, min_size: int = 1) -> st.SearchStrategy[int]:
+    """Requested sizes, biased to 1 and the page boundaries where rounding shows."""
+    page = limits.page_size()
+    return st.one_of(st.sampled_from([s for s in (1, page - 1, page, page + 1, 3 * page + 1) if s >= min_size]),
+                     boundary_sizes(max_size=3 * page + 1, min_size=min_size))
+
+
+def _layout(payloads: List[Blob], gaps: List[int], tail: int) -> Tuple[List[roles.Region], int]:
+    """Place the payloads one after another with gaps; returns the regions and the size needed."""
+    regions, at = [], 0
+    for blob, gap in zip(payloads, gaps):
+        at += gap
+        regions.append((at, blob.data))
+        at += blob.size
+    return regions, at + tail
+
+
+def _create(size: int):  # type: ignore[no-untyped-def]
+    return lambda channel: channel.create(size)
+
+
+@invariant(
+    "write_visible_to_other_processes_after_sync", family=FAMILY, level=Level.MUST,
+    rule="Bytes one process writes into the segment are read by every other process that maps it, "
+         "once a synchronisation point orders the write before the read; no flush or copy is needed.",
+    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same "
+           "region'; shm_overview(7); CPython test_shared_memory_basics (a child's write seen by the parent)",
+)
+def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> None:
+    page = limits.page_size()
+
+    def body(payloads: List[Blob], gaps: List[int], tail: int) -> None:
+        regions, size = _layout(payloads, gaps, tail)
+        rs = [Role(f"P{i}", roles.write_own_then_read_all, (i, regions)) for i in range(len(regions))]
+        out = case.run(rs, channel_setup=_create(size))
+        for p in out.roles:
+            seen = out.value(p)
+            for i, ((off, want), got) in enumerate(zip(regions, seen)):
+                expect(got == want, case.invariant.id, got=f"{p} read {short_repr(got)} at offset {off}",
+                       expected=f"P{i}'s write {short_repr(want)} (P{i} signalled wrote-{i} before the read)",
+                       call="read", history=out.history.format(out.history.of(p, "read")[i:i + 1]))
+
+    case.explore(body, payloads=st.integers(2, 4).flatmap(
+        lambda k: st.lists(blobs(max_size=page + 1, min_size=1), min_size=k, max_size=k)),
+        gaps=st.lists(st.one_of(st.just(0), st.integers(0, page)), min_size=4, max_size=4),
+        tail=st.sampled_from([0, 1, page]))
+
+
+@invariant(
+    "locked_increments_are_exact", family=FAMILY, level=Level.MUST,
+    rule="When every read-modify-write of a counter in the segment is done under one exclusive lock, "
+         "no increment is lost: k processes adding 1 n times leave exactly k*n.",
+    source="flock(2): 'Only one process may hold an exclusive lock for a given file'; mmap(2) MAP_SHARED; "
+           "without the lock updates may be lost (Python docs multiprocessing 'Synchronization between processes')",
+)
+def locked_increments_are_exact(backend: object, case: Case) -> None:
+    def body(procs: int, times: int, offset: int) -> None:
+        rs = [Role(f"P{i}", roles.locked_increments, (i, procs, offset, times)) for i in range(procs)]
+        out = case.run(rs, channel_setup=_create(offset + roles.COUNTER))
+        for p in out.roles:
+            got = out.value(p)
+            expect(got == procs * times, case.invariant.id, got=f"{p} read the counter as {got}",
+                   expected=f"{procs * times} ({procs} processes x {times} locked increments)", call="read",
+                   history=out.history.format(out.history.of(p)[-3:]))
+
+    case.explore(body, procs=st.integers(2, 4), times=st.integers(1, 300),
+                 offset=st.sampled_from([0, 8, limits.page_size() - roles.COUNTER, limits.page_size()]))
+
+
+@invariant(
+    "new_segment_has_requested_size_and_fill", family=FAMILY, level=Level.MUST,
+    rule="A new segment maps at least the requested number of bytes (exactly that many when the backend "
+         "claims exact_size), and every byte holds the backend's documented fill value.",
+    source="ftruncate(2) and shm_overview(7): a grown object reads as zero bytes; mmap(2); CPython "
+           "test_shared_memory_basics (size == n on Linux); sysv_ipc USAGE: init_character defaults to ' '",
+)
+def new_segment_has_requested_size_and_fill(backend: object, case: Case) -> None:
+    def body(size: int) -> None:
+        out = case.run([Role("P", roles.size_and_contents)], channel_setup=_create(size))
+        n, data = out.value("P")
+        exact = case.claims(EXACT_SIZE)
+        expect(n == size if exact else n >= size, case.invariant.id, got=f"length() == {n}",
+               expected=f"{'exactly' if exact else 'at least'} the requested {size} bytes", call="length",
+               history=out.history.format())
+        fill = case.backend.fill_byte
+        bad = next((i for i, b in enumerate(data[:size]) if b != fill), None)
+        expect(bad is None, case.invariant.id,
+               got=f"byte {bad} of a fresh segment is {data[bad] if bad is not None else 0:#04x}",
+               expected=f"every byte {fill:#04x} (the backend's claimed fill)", call="read",
+               history=out.history.format())
+
+    case.explore(body, size=segment_sizes())
+
+
+@invariant(
+    "attach_by_name_sees_creators_bytes", family=FAMILY, level=Level.MUST,
+    rule="A process that did not inherit the segment attaches by its name and reads what the creator "
+         "wrote before it existed, and its own writes are read by a third process attaching later.",
+    source="shm_open(3): 'two processes can operate on the same shared memory object by passing the same "
+           "name'; shmget(2) keys; Python docs multiprocessing.shared_memory 'attach to an existing block'",
+    requires=[NAMED_ATTACH],
+    placements=["spawn", "forkserver"],
+)
+def attach_by_name_sees_creators_bytes(backend: object, case: Case) -> None:
+    def body(payload: Blob, gap: int) -> None:
+        data = payload.data
+        reply_at = len(data) + gap
+        size = reply_at + len(data)
+
+        def prefill(channel: object) -> None:
+            channel.create(size)  # type: ignore[attr-defined]
+            seg = channel.attach()  # type: ignore[attr-defined]
+            seg.write(0, data)
+            seg.close()
+
+        out = case.run([Role("R", roles.read_then_answer, (0, len(data), reply_at)),
+                        Role("V", roles.read_answer, (reply_at, len(data)))], channel_setup=prefill)
+        got = out.value("R")
+        expect(got == data, case.invariant.id, got=f"R read {short_repr(got)}",
+               expected=f"the creator's {short_repr(data)}", call="read", history=out.history.format())
+        back = out.value("V")
+        expect(back == data[::-1], case.invariant.id, got=f"V read {short_repr(back)}",
+               expected=f"R's write {short_repr(data[::-1])}", call="read", history=out.history.format())
+
+    case.explore(body, payload=blobs(max_size=limits.page_size() + 1, min_size=1),
+                 gap=st.sampled_from([0, 1, limits.page_size()]))
+
+
+@invariant(
+    "read_only_attachment_rejects_writes", family=FAMILY, level=Level.MUST,
+    rule="A write through a read-only attachment raises and leaves the segment unchanged.",
+    source="mmap(2) PROT_READ; CPython test_mmap test_access_parameter ('mmap can't modify a readonly "
+           "memory map'); posix_ipc test_ctor_read_only_flag; shmat(2) SHM_RDONLY",
+    requires=[READ_ONLY_ATTACH],
+)
+def read_only_attachment_rejects_writes(backend: object, case: Case) -> None:
+    def body(offset: int, data: bytes) -> None:
+        out = case.run([Role("P", roles.write_through_read_only, (offset, data))],
+                       channel_setup=_create(offset + len(data)))
+        verdict, before, after = out.value("P")
+        expect(verdict != "accepted", case.invariant.id, got="the write through the read-only mapping returned",
+               expected="an exception (PermissionError, TypeError or the backend's read-only error)",
+               call="write", history=out.history.format())
+        expect(after == before, case.invariant.id, got=f"the segment now holds {short_repr(after)}",
+               expected=f"the unchanged {short_repr(before)}", call="read", history=out.history.format())
+
+    case.explore(body, scale=0.5, offset=st.sampled_from([0, 1, limits.page_size()]),
+                 data=st.binary(min_size=1, max_size=64))
