@@ -107,14 +107,12 @@ class Collector:
 
         width = max(len(i) for i in inv_ids) + 2
         col = max(8, *(len(n) + 2 for n in names))
-        if width + col * len(names) <= 160:  # invariants down, backends across
-            lines = ["", f"{fam} family".ljust(width) + "".join(n.rjust(col) for n in names)]
-            lines += [i.ljust(width) + "".join(verdict(n, i).rjust(col) for n in names) for i in inv_ids]
-            return lines
-        lines = ["", f"{fam} family (too many backends for a table: one block per backend)"]
-        for name in names:
-            shown = [(i, verdict(name, i)) for i in inv_ids if verdict(name, i) != "n/a"]
-            lines.append(f"  {name}: " + (", ".join(f"{i} {v}" for i, v in shown) or "nothing applicable"))
+        per_table = max(1, (160 - width) // col)  # split wide families instead of wrapping lines
+        lines: List[str] = []
+        for start in range(0, len(names), per_table):
+            chunk = names[start:start + per_table]
+            lines += ["", f"{fam} family".ljust(width) + "".join(n.rjust(col) for n in chunk)]
+            lines += [i.ljust(width) + "".join(verdict(n, i).rjust(col) for n in chunk) for i in inv_ids]
         return lines
 
     def failure_lines(self) -> List[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, List
 
-_MODULES = ["streams", "adapters", "shm", "files"]
+_MODULES = ["streams", "adapters", "shm", "files", "semaphores"]
 
 
 def reference_backends() -> List[Any]:

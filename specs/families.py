@@ -6,3 +6,4 @@ A new family adds one import here; nothing else needs to know it exists.
 from . import streams  # noqa: F401
 from . import shm  # noqa: F401
 from . import files  # noqa: F401
+from . import semaphores  # noqa: F401

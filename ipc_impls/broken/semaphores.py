@@ -1,0 +1,246 @@
+"""Broken semaphores: each one is a mistake that works in a demo and fails the spec.
+
+Every class overrides as little of a reference backend as it takes to embody
+one piece of folk knowledge gone wrong; the docstring says what and why.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from typing import Any, FrozenSet, List
+
+import sysv_ipc
+
+from ipc_specs.harness.resources import Scope
+from ipc_specs.semaphores import protocol as p
+
+from ..semaphores import (
+    MpChannel,
+    MpHandle,
+    MpSemaphoreBackend,
+    PosixChannel,
+    PosixHandle,
+    PosixSemaphoreBackend,
+    SysvChannel,
+    SysvHandle,
+    SysvSemaphoreBackend,
+    SysvUndoSemaphoreBackend,
+)
+from . import Exhibit
+
+
+def _mp_variant(name: str, handle_cls: type) -> Any:
+    """A backend claiming what ``mp-semaphore`` claims, whose handles are ``handle_cls``."""
+
+    class Channel(MpChannel):
+        def open(self) -> MpHandle:
+            return handle_cls(self.sem)  # type: ignore[no-any-return]
+
+    return type(handle_cls.__name__ + "Backend", (MpSemaphoreBackend,),
+                {"name": name, "setup": lambda self, scope: Channel(multiprocessing.Semaphore)})()
+
+
+def _posix_variant(name: str, handle_cls: type) -> Any:
+    """A backend claiming what ``posix-semaphore`` claims, whose handles are ``handle_cls``."""
+
+    class Channel(PosixChannel):
+        def open(self) -> PosixHandle:
+            return handle_cls(super().open().sem)  # type: ignore[no-any-return]
+
+    return type(handle_cls.__name__ + "Backend", (PosixSemaphoreBackend,),
+                {"name": name, "setup": lambda self, scope: Channel("/" + scope.name(), scope)})()
+
+
+# --- holders_never_exceed_value --------------------------------------------------------------
+class ThreadingSemaphoreHandle(MpHandle):
+    def value(self) -> int:
+        return int(self.sem._value)
+
+
+class ThreadingSemaphoreBackend(MpSemaphoreBackend):
+    """The seed article's ``threading.Semaphore`` "shared between processes": after fork
+    every process has its own copy of the counter, so each lets its own ``value``
+    holders in and all of them are inside at once.  Correct between threads only."""
+
+    name = "broken-threading-semaphore"
+
+    def setup(self, scope: Scope) -> MpChannel:
+        class Channel(MpChannel):
+            def open(self) -> MpHandle:
+                return ThreadingSemaphoreHandle(self.sem)
+
+        return Channel(threading.Semaphore)
+
+
+# --- value_follows_acquires_and_releases -----------------------------------------------------
+class CoalescingRelease(PosixHandle):
+    """"Post only if nobody has been signalled yet": a release when the value is already
+    positive is dropped, as with an Event or a flag standing in for a counter.  Two
+    releases in a row make one unit; the second is never recorded."""
+
+    def release(self) -> None:
+        if self.sem.value == 0:
+            self.sem.release()
+
+
+# --- try_acquire_on_zero_fails_at_once ---------------------------------------------------------
+class RetryingTryAcquire(MpHandle):
+    """A "non-blocking" acquire that politely retries until it succeeds, because callers
+    "never want a failure": it can no longer say "nothing is free", and blocks instead."""
+
+    def try_acquire(self) -> bool:
+        while not self.sem.acquire(False):
+            threading.Event().wait(0.001)
+        return True
+
+
+# --- timed_acquire_on_zero_waits_at_least_its_timeout -------------------------------------------
+class IgnoresTimeout(PosixHandle):
+    """The timeout is accepted and ignored, so a timed acquire blocks forever.  sysv_ipc
+    built without semtimedop (SEMAPHORE_TIMEOUT_SUPPORTED is False) does exactly this,
+    silently."""
+
+    def acquire_timeout(self, timeout_ms: int) -> bool:
+        self.sem.acquire()
+        return True
+
+
+class TruncatedTimeout(MpHandle):
+    """Milliseconds turned into whole seconds with ``int(ms / 1000)``: every timeout
+    under a second becomes 0, a non-blocking try that gives up at once."""
+
+    def acquire_timeout(self, timeout_ms: int) -> bool:
+        return bool(self.sem.acquire(True, int(timeout_ms / 1000)))
+
+
+# --- k_releases_admit_exactly_k_waiters ------------------------------------------------------
+class LazyRelease(MpHandle):
+    """Releases are kept in the releasing process "to save a system call" and handed to
+    its own next acquire (or given back at close).  One process sees a correct counter;
+    waiters in other processes are never woken: a lost wake-up."""
+
+    def __init__(self, sem: Any) -> None:
+        super().__init__(sem)
+        self.kept = 0
+
+    def _take_kept(self) -> bool:
+        if self.kept:
+            self.kept -= 1
+            return True
+        return False
+
+    def acquire(self) -> None:
+        if not self._take_kept():
+            super().acquire()
+
+    def try_acquire(self) -> bool:
+        return self._take_kept() or super().try_acquire()
+
+    def acquire_timeout(self, timeout_ms: int) -> bool:
+        return self._take_kept() or super().acquire_timeout(timeout_ms)
+
+    def release(self) -> None:
+        self.kept += 1
+
+    def value(self) -> int:
+        return super().value() + self.kept
+
+    def close(self) -> None:
+        for _ in range(self.kept):
+            self.sem.release()
+        self.kept = 0
+
+
+# --- bounded_release_above_initial_is_rejected -------------------------------------------------
+class UnboundedAsBoundedBackend(MpSemaphoreBackend):
+    """``multiprocessing.Semaphore`` used where a ``BoundedSemaphore`` was meant: a stray
+    extra release is accepted and silently raises the capacity for good."""
+
+    name = "broken-unbounded-as-bounded"
+    capabilities = MpSemaphoreBackend.capabilities | {p.BOUNDED}
+
+
+# --- release_at_max_value_is_rejected ------------------------------------------------------
+class SwallowsOverflow(PosixHandle):
+    """``except OSError: pass`` around release, "it can only mean the value is already
+    high": EOVERFLOW disappears, and a release at SEM_VALUE_MAX looks accepted."""
+
+    def release(self) -> None:
+        try:
+            self.sem.release()
+        except OSError:
+            pass
+
+
+# --- unlinked_name_keeps_handles_and_is_reusable -----------------------------------------------
+class RmidAsUnlinkChannel(SysvChannel):
+    def unlink(self) -> None:
+        sysv_ipc.Semaphore(self.key).remove()
+
+    def reuse_name(self, value: int) -> SysvHandle:
+        while True:
+            try:
+                sem = sysv_ipc.Semaphore(self.key, sysv_ipc.IPC_CREX, 0o600, value)
+                return SysvHandle(sem, self.undo)
+            except sysv_ipc.ExistentialError:  # not yet gone: cannot happen after IPC_RMID
+                continue
+
+
+class RmidAsUnlinkBackend(SysvSemaphoreBackend):
+    """IPC_RMID taken for sem_unlink: a System V semaphore is destroyed at once under
+    every handle (their next operation fails with EIDRM), while an unlinked POSIX
+    semaphore lives on until its last handle closes."""
+
+    name = "broken-rmid-as-unlink"
+    capabilities = SysvSemaphoreBackend.capabilities | {p.NAMED}
+
+    def setup(self, scope: Scope) -> SysvChannel:
+        return RmidAsUnlinkChannel(scope, self.undo)
+
+
+# --- killed_holder_releases_only_where_claimed --------------------------------------------------
+class NoUndoClaimsReleaseBackend(SysvSemaphoreBackend):
+    """Claims that a killed holder's units come back, without SEM_UNDO: "the kernel
+    cleans up after a dead process" holds for file locks, not for semaphore values."""
+
+    name = "broken-no-undo-claims-release"
+    capabilities = SysvSemaphoreBackend.capabilities | {p.HOLDER_DEATH_RELEASES}
+
+
+class UndoUnclaimedBackend(SysvUndoSemaphoreBackend):
+    """SEM_UNDO switched on "for safety" in a backend documented as a plain semaphore: a
+    process's exit now rewrites the value (the sysv_ipc undo caveat), so units taken
+    by a worker that dies, or handed on by one that exits, quietly come and go."""
+
+    name = "broken-undo-unclaimed"
+    capabilities: FrozenSet[str] = SysvUndoSemaphoreBackend.capabilities - {p.HOLDER_DEATH_RELEASES}
+
+
+EXHIBITS: List[Exhibit] = [
+    Exhibit(ThreadingSemaphoreBackend(), "holders_never_exceed_value",
+            "A threading.Semaphore is copied by fork: each process counts alone, and all get in at once."),
+    Exhibit(_posix_variant("broken-coalescing-release", CoalescingRelease), "value_follows_acquires_and_releases",
+            "A semaphore counts: a release while the value is positive must add a unit, not be merged."),
+    Exhibit(_mp_variant("broken-retrying-try-acquire", RetryingTryAcquire), "try_acquire_on_zero_fails_at_once",
+            "A non-blocking acquire must be able to say 'nothing free'; retrying until success blocks.",
+            hangs=True),
+    Exhibit(_posix_variant("broken-ignores-timeout", IgnoresTimeout),
+            "timed_acquire_on_zero_waits_at_least_its_timeout",
+            "A timeout that is accepted and ignored turns a bounded wait into a hang.", hangs=True),
+    Exhibit(_mp_variant("broken-truncated-timeout", TruncatedTimeout),
+            "timed_acquire_on_zero_waits_at_least_its_timeout",
+            "int(ms / 1000) makes every sub-second timeout zero: the wait gives up at once."),
+    Exhibit(_mp_variant("broken-lazy-release", LazyRelease), "k_releases_admit_exactly_k_waiters",
+            "A release kept in the releasing process never wakes the waiters in others.", hangs=True),
+    Exhibit(UnboundedAsBoundedBackend(), "bounded_release_above_initial_is_rejected",
+            "multiprocessing.Semaphore is not bounded: an extra release silently adds capacity."),
+    Exhibit(_posix_variant("broken-swallows-overflow", SwallowsOverflow), "release_at_max_value_is_rejected",
+            "Swallowing EOVERFLOW makes a release at SEM_VALUE_MAX look accepted while it was lost."),
+    Exhibit(RmidAsUnlinkBackend(), "unlinked_name_keeps_handles_and_is_reusable",
+            "IPC_RMID is not sem_unlink: it destroys the semaphore under every open handle."),
+    Exhibit(NoUndoClaimsReleaseBackend(), "killed_holder_releases_only_where_claimed",
+            "Without SEM_UNDO a killed holder's units stay taken; only undo or a file lock gives them back."),
+    Exhibit(UndoUnclaimedBackend(), "killed_holder_releases_only_where_claimed",
+            "SEM_UNDO rewrites the value when a process exits; a plain semaphore must not change behind our back."),
+]
