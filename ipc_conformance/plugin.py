@@ -64,8 +64,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # the controller cleans up after crashed runs
         from ipc_specs.harness.resources import sweep_debris
 
+        _register_removers()
         _STATE["collector"].debris = sweep_debris()
         _install_sigterm()
+
+
+def _register_removers() -> None:
+    """Import every family and implementation module, so that each kind of journalled
+    object (POSIX queues, SysV semaphores, …) has its remover before debris is swept."""
+    from ipc_impls import reference_backends
+    from ipc_impls.broken import all_exhibits
+    from ipc_specs import all_invariants
+
+    all_invariants()
+    reference_backends()
+    all_exhibits()
 
 
 def _install_sigterm() -> None:
@@ -121,6 +134,10 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     return lines
 
 
+class LeakFound(AssertionError):
+    """A check passed but the backend (or the harness) left objects behind."""
+
+
 class IpcCase:
     """One (backend, invariant, placement); ``run()`` judges it."""
 
@@ -139,19 +156,42 @@ class IpcCase:
 
     def run(self) -> None:
         from ipc_specs import Unresolved, Unsupported, unsupported_reason
+        from ipc_specs.harness import audit
 
         reason = unsupported_reason(self.backend, self.invariant, self.placement)
         if reason:
             pytest.skip(f"unsupported: {reason}")
-        case = harness(self.config).case(self.backend, self.invariant.id, self.placement)
+        h = harness(self.config)
+        case = h.case(self.backend, self.invariant.id, self.placement)
+        before = audit.take(h.root.journal_entries())
+        passed = False
         try:
             self.invariant.check(self.backend, case)
+            passed = True
         except Unsupported as exc:
             pytest.skip(f"unsupported: {exc}")
         except Unresolved as exc:
             pytest.skip(f"unresolved: {exc}")
         finally:
             self.examples = case.examples_run
+            left = self._audit(h, before)
+        if passed and left:
+            raise LeakFound(f"{self.backend.name} left behind (now cleaned up): " + "; ".join(left))
+
+    @staticmethod
+    def _audit(h: Harness, before: Any) -> List[str]:
+        """List and undo what the check left behind; the pools and multiprocessing's
+        own helper processes are kept across tests on purpose."""
+        from ipc_specs.harness import audit
+
+        after = audit.take(h.root.journal_entries())
+        pids, fds = h.persistent()
+        infra_pids, infra_fds = audit.infrastructure()
+        keep = {"ignore_children": pids | infra_pids, "ignore_fds": fds | infra_fds}
+        found = audit.leaks(before, after, **keep)
+        if found:
+            audit.clean(before, after, **keep)
+        return found
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -90,9 +90,18 @@ def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> 
         return RoleOutcome(task.proc, "hung", output=output)
     if wait_status is not None and os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
-        return RoleOutcome(task.proc, "crashed", signal_name=signal.Signals(sig).name, output=output)
+        return RoleOutcome(task.proc, "crashed", signal_name=_signal_name(sig), output=output)
     code = os.waitstatus_to_exitcode(wait_status) if wait_status is not None else "?"
     return RoleOutcome(task.proc, "exited", message=str(code), output=output)
+
+
+def _signal_name(sig: int) -> str:
+    """``SIGUSR1``; real-time signals have no enum member, so ``SIGRTMIN+3``."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        rtmin = int(getattr(signal, "SIGRTMIN", 0))
+        return f"SIGRTMIN+{sig - rtmin}" if rtmin and sig >= rtmin else f"signal {sig}"
 
 
 def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
@@ -237,8 +246,12 @@ class Pool:
     def __init__(self, method: str) -> None:
         self.ctx: Any = multiprocessing.get_context(method)
         self.idle: List[Any] = []
+        #: fds that appeared while each worker started (its pipes, maybe the resource
+        #: tracker's): kept on purpose, so the leak audit must not count them.
+        self.owned_fds: Dict[int, frozenset[int]] = {}
 
     def _start(self) -> Any:
+        before = _open_fds()
         parent_conn, child_conn = self.ctx.Pipe()
         proc = self.ctx.Process(target=pool_worker_main, args=(child_conn,), daemon=True)
         proc.start()
@@ -247,14 +260,51 @@ class Pool:
             proc.kill()
             proc.join()
             raise RuntimeError(f"a {self.ctx.get_start_method()} worker did not start within {BOOT_TIMEOUT_S:g}s")
+        self.owned_fds[proc.pid] = _open_fds() - before
         return (proc, parent_conn)
 
+    def _discard(self, proc: Any, conn: Any) -> None:
+        """Forget a worker (killing it if need be) and release what multiprocessing kept for it."""
+        self.owned_fds.pop(proc.pid, None)  # before close(): a closed Process has no pid
+        if proc.is_alive():
+            proc.kill()
+        conn.close()
+        proc.join()
+        proc.close()
+
+    def _take(self, task: RoleTask) -> Any:
+        """An idle worker that is alive and has accepted ``task`` (starting one if need be)."""
+        while True:
+            worker = self.idle.pop() if self.idle else self._start()
+            proc, conn = worker
+            if proc.is_alive():
+                try:
+                    conn.send(task)
+                    return worker
+                except OSError:  # it died between the check and the send
+                    pass
+            self._discard(proc, conn)
+
     def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
-        while len(self.idle) < len(tasks):
-            self.idle.append(self._start())
-        busy = [self.idle.pop() for _ in tasks]
-        for (_, conn), task in zip(busy, tasks):
-            conn.send(task)
+        busy: List[Any] = []
+        try:
+            for task in tasks:
+                busy.append(self._take(task))
+        except BaseException:
+            for proc, conn in busy:  # never leave a worker running a half-started example
+                self._discard(proc, conn)
+            _detach(channel, tasks)
+            raise
+        try:
+            return self._collect(tasks, busy, channel, deadline_s)
+        except BaseException:
+            for proc, conn in busy:
+                if (proc, conn) not in self.idle:
+                    self._discard(proc, conn)
+            raise
+
+    def _collect(self, tasks: Sequence[RoleTask], busy: List[Any], channel: Any,
+                 deadline_s: float) -> Dict[str, RoleOutcome]:
         _detach(channel, tasks)
         # The worker's own watchdog starts when it has unpickled the task (which may
         # import the role's module); the parent allows for that import on top.
@@ -295,7 +345,7 @@ class Pool:
             if i in dead:
                 status = None if proc.exitcode is None else _exitcode_to_status(proc.exitcode)
                 outcomes[task.proc] = classify(task, status, dead[i])
-                conn.close()
+                self._discard(proc, conn)
             else:
                 outcomes[task.proc] = classify(task, 0, False)
                 self.idle.append(busy[i])
@@ -311,9 +361,14 @@ class Pool:
             proc.join(2)
             if proc.is_alive():
                 proc.kill()
-                proc.join()
-            conn.close()
+            self._discard(proc, conn)
         self.idle.clear()
+
+
+def _open_fds() -> frozenset[int]:
+    from .audit import open_fds
+
+    return open_fds()
 
 
 def _exitcode_to_status(exitcode: int) -> int:

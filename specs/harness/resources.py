@@ -114,6 +114,10 @@ class ResourceRoot:
         with open(self._journal, "a") as f:
             f.write(f"{kind} {ident}\n")
 
+    def journal_entries(self) -> frozenset[str]:
+        """The named objects currently registered and not yet removed, as ``"kind ident"``."""
+        return frozenset(f"{k} {i}" for k, i in self._live)
+
     def journal_remove(self, kind: str, ident: str) -> None:
         self._live.pop((kind, ident), None)
         self._rewrite_journal()

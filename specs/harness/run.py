@@ -175,6 +175,16 @@ class Harness:
     def case(self, backend: Any, invariant_id: str, placement: str = "fork") -> Case:
         return Case(self, backend, get_invariant(invariant_id), placement)
 
+    def persistent(self) -> tuple[frozenset[int], frozenset[int]]:
+        """Pids and fds the harness keeps across examples on purpose (warm workers)."""
+        pids: set[int] = set()
+        fds: set[int] = set()
+        for pool in self._pools.values():
+            for proc, _ in pool.idle:
+                pids.add(proc.pid)
+                fds.update(pool.owned_fds.get(proc.pid, ()))
+        return frozenset(pids), frozenset(fds)
+
     def close(self) -> List[str]:
         for pool in self._pools.values():
             pool.close()

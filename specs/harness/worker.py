@@ -220,7 +220,14 @@ def enter_worker_process(out_path: str, deadline_s: float) -> Any:
     os.dup2(out.fileno(), 1)
     os.dup2(out.fileno(), 2)
     faulthandler.enable(file=out)
-    faulthandler.dump_traceback_later(deadline_s, exit=True, file=out)
+    # The watchdog thread blocks every signal only once it first runs; until then
+    # it would take process-directed signals meant for a role that blocked them
+    # (and die of an unhandled real-time one).  Create it with all signals blocked.
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        faulthandler.dump_traceback_later(deadline_s, exit=True, file=out)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return out
 
 
