@@ -7,3 +7,4 @@ from . import streams  # noqa: F401
 from . import shm  # noqa: F401
 from . import files  # noqa: F401
 from . import semaphores  # noqa: F401
+from . import queues  # noqa: F401
