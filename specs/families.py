@@ -8,3 +8,4 @@ from . import shm  # noqa: F401
 from . import files  # noqa: F401
 from . import semaphores  # noqa: F401
 from . import queues  # noqa: F401
+from . import signals, timeouts  # noqa: F401

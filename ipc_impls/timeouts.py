@@ -1,0 +1,169 @@
+"""The reference timeout: nesting-aware scopes on ``setitimer(ITIMER_REAL)``.
+
+The process has one real-time timer, so every scope of a :class:`ItimerTimeouts`
+shares it: the scopes form a stack of absolute deadlines (``time.monotonic``),
+the timer is always armed for the earliest live one, and the SIGALRM handler
+raises TimeoutError for the *outermost* expired scope (its guarded region
+contains every inner one).  Leaving a scope re-arms for what is left, so an
+inner scope can neither cancel nor extend an outer one.
+
+The Python-level handler runs between any two bytecodes of the main thread,
+including inside this module's bookkeeping; a reentrancy counter defers an
+expiry that arrives there until the bookkeeping is done.
+
+Not claimed or not handled: use from threads other than the main thread
+(signal handlers can only be installed there), and an alarm() the caller armed
+outside every scope (it is replaced while scopes are active, as alarm(2) says).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, FrozenSet, Iterator, List, Optional, Type
+
+from ipc_specs.harness.resources import Scope
+from ipc_specs.timeouts import protocol as p
+
+ITIMER_REAL = signal.ITIMER_REAL
+#: setitimer(0) disarms, so a deadline already due is armed with the smallest value that fires.
+TINY = 1e-6
+
+
+class ItimerScope:
+    def __init__(self, owner: ItimerTimeouts, seconds: float) -> None:
+        self.owner = owner
+        self.seconds = float(seconds)
+        self.deadline = 0.0
+        self.fired = False
+        self.cancelled = False
+
+    def __enter__(self) -> ItimerScope:
+        self.owner._enter(self)
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Optional[bool]:
+        self.owner._leave(self)
+        return False  # a TimeoutError (ours or an outer scope's) always propagates
+
+    def cancel(self) -> float:
+        return self.owner._cancel(self)
+
+
+class ItimerTimeouts:
+    """The scopes of one process; the channel hands every worker its own copy (fork)."""
+
+    def __init__(self) -> None:
+        self.stack: List[ItimerScope] = []
+        self.saved_handler: Any = None
+        self.busy = 0
+        self.deferred = False
+
+    def timeout(self, seconds: float) -> ItimerScope:
+        if seconds <= 0:
+            raise ValueError(f"timeout must be positive, got {seconds!r}")
+        return ItimerScope(self, seconds)
+
+    # --- bookkeeping, never interrupted half-way -------------------------------------------
+    @contextmanager
+    def _critical(self) -> Iterator[None]:
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            if not self.busy and self.deferred:
+                self.deferred = False
+                self._expire()  # may raise: the expiry is delivered here, after the bookkeeping
+
+    def _enter(self, scope: ItimerScope) -> None:
+        with self._critical():
+            if not self.stack:
+                self.saved_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            scope.deadline = time.monotonic() + scope.seconds
+            self.stack.append(scope)
+            self._arm()
+
+    def _leave(self, scope: ItimerScope) -> None:
+        with self._critical():
+            if scope in self.stack:
+                # Scopes entered after this one are left already (LIFO), even if an
+                # expiry interrupted their __exit__ before it could pop them.
+                del self.stack[self.stack.index(scope):]
+            if self.stack:
+                self._arm()
+            else:
+                signal.setitimer(ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self.saved_handler)
+                self.deferred = False
+
+    def _cancel(self, scope: ItimerScope) -> float:
+        with self._critical():
+            live = not (scope.fired or scope.cancelled) and scope in self.stack
+            left = max(0.0, scope.deadline - time.monotonic()) if live else 0.0
+            scope.cancelled = True
+            if self.stack:
+                self._arm()
+            return left
+
+    def _live(self) -> List[ItimerScope]:
+        return [s for s in self.stack if not (s.fired or s.cancelled)]
+
+    def _arm(self) -> None:
+        live = self._live()
+        if not live:
+            signal.setitimer(ITIMER_REAL, 0)
+            return
+        left = min(s.deadline for s in live) - time.monotonic()
+        signal.setitimer(ITIMER_REAL, max(left, TINY))
+
+    # --- expiry ---------------------------------------------------------------------------
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.busy:
+            self.deferred = True
+            return
+        self._expire()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        due = [s for s in self._live() if s.deadline <= now]
+        if not due:
+            self._arm()  # early or stale SIGALRM: wait for the real deadline
+            return
+        scope = due[0]  # the outermost expired scope
+        scope.fired = True
+        for inner in self.stack[self.stack.index(scope) + 1:]:
+            inner.cancelled = True  # abandoned: this expiry unwinds through them, they must not fire too
+        self._arm()
+        raise TimeoutError(f"timeout of {scope.seconds:g} s expired")
+
+
+class TimeoutChannel:
+    def __init__(self, factory: type) -> None:
+        self.factory = factory
+
+    def open_timeouts(self) -> Any:
+        return self.factory()
+
+    def detach(self) -> None:
+        pass
+
+    def teardown(self) -> None:
+        pass
+
+
+class ItimerTimeoutsBackend:
+    name = "itimer-timeouts"
+    kind = "timeout"
+    wiring = "inherit"
+    capabilities: FrozenSet[str] = frozenset({p.INTERRUPTS_BLOCKING, p.NESTING, p.CANCEL, p.SUB_SECOND})
+    factory: type = ItimerTimeouts
+
+    def setup(self, scope: Scope) -> TimeoutChannel:
+        return TimeoutChannel(self.factory)
+
+
+BACKENDS = [ItimerTimeoutsBackend()]

@@ -1,0 +1,93 @@
+"""Invariants of Python-level handlers: the main thread, EINTR retry, the wakeup fd.
+
+What a handler *may* be used to observe is limited (see ``protocol``): that it
+ran, and in which thread.  Counts are read from the wakeup fd, which gets one
+byte per C-level delivery, never from a handler's own counter.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from typing import List
+
+from hypothesis import strategies as st
+
+from ..harness.run import Case, Role
+from ..invariant import Level, expect, invariant
+from . import roles
+from .pending_checks import STANDARD, rt_signals
+from .protocol import HANDLERS, WAKEUP_FD
+
+FAMILY = "signal"
+HANDLED = [int(signal.SIGUSR1), int(signal.SIGUSR2), int(signal.SIGHUP)]
+
+
+@invariant(
+    "python_handlers_run_in_main_thread", family=FAMILY, level=Level.MUST,
+    rule="A Python signal handler runs in the main thread even when another thread raised the signal, and "
+         "signal() called from any other thread raises ValueError.",
+    source="Python docs signal, 'Signals and threads': 'Python signal handlers are always executed in the main "
+           "Python thread of the main interpreter, even if the signal was received in another thread' and "
+           "'only the main thread … is allowed to set a new signal handler'",
+    requires=[HANDLERS], placements=["fork"],
+)
+def python_handlers_run_in_main_thread(backend: object, case: Case) -> None:
+    def body(signum: int) -> None:
+        out = case.run([Role("P", roles.handler_thread, (signum,))])
+        v = out.value("P")
+        h = out.history.format()
+        expect(bool(v["ran_in"]) and set(v["ran_in"]) == {v["main"]}, case.invariant.id,
+               got=f"the handler ran in {v['ran_in'] or 'no thread'}",
+               expected=f"the main thread {v['main']!r}", call=f"kill(self, {signum})", history=h)
+        expect(v["signal_from_thread"] == ["ValueError"], case.invariant.id,
+               got=f"signal() from a helper thread: {v['signal_from_thread']}", expected="ValueError",
+               call="signal", history=h)
+
+    case.explore(body, scale=0.5, signum=st.one_of(st.sampled_from(HANDLED), rt_signals()))
+
+
+@invariant(
+    "blocking_read_resumes_after_handler_returns", family=FAMILY, level=Level.MUST,
+    rule="A blocking read interrupted by a signal whose handler returns normally is retried and returns the "
+         "data that arrives later: neither InterruptedError nor a false end of file (b'').",
+    source="PEP 475 'Retry system calls failing with EINTR'; Python docs os.read 'Changed in version 3.5'; "
+           "CPython Lib/test/_test_eintr.py",
+    requires=[HANDLERS], placements=["fork"],
+)
+def blocking_read_resumes_after_handler_returns(backend: object, case: Case) -> None:
+    def body(signum: int, signal_after_ms: int, data_after_ms: int) -> None:
+        out = case.run([Role("P", roles.interrupted_read, (signum, signal_after_ms, data_after_ms))])
+        v = out.value("P")
+        h = out.history.format(out.history.of("P", "read"))
+        expect(v["read"] == b"late", case.invariant.id,
+               got=f"read returned {v['read']!r} after {v['handler_calls']} handler call(s)",
+               expected="b'late' (the read is retried after the handler returns)", call="read", history=h)
+
+    case.explore(body, scale=0.5, signum=st.sampled_from(HANDLED), signal_after_ms=st.integers(0, 30),
+                 data_after_ms=st.integers(10, 150))
+
+
+@invariant(
+    "wakeup_fd_gets_each_signal_number", family=FAMILY, level=Level.MUST,
+    rule="set_wakeup_fd refuses a blocking fd (ValueError); on a non-blocking one, each delivered signal "
+         "writes one byte holding its number.",
+    source="Python docs signal.set_wakeup_fd: 'the signal number is written as a single byte into the fd' and "
+           "'fd must be non-blocking'; CPython test_signal WakeupFDTests test_set_wakeup_fd_blocking, test_signum",
+    requires=[HANDLERS, WAKEUP_FD], placements=["fork"],
+)
+def wakeup_fd_gets_each_signal_number(backend: object, case: Case) -> None:
+    def body(plan: List[int]) -> None:
+        out = case.run([Role("P", roles.wakeup_bytes, (plan,))])
+        v = out.value("P")
+        h = out.history.format(out.history.of("P", "set_wakeup_fd"))
+        expect(v["blocking_fd"] == "ValueError", case.invariant.id,
+               got=f"set_wakeup_fd(<blocking fd>) {v['blocking_fd']}", expected="ValueError",
+               call="set_wakeup_fd", history=h)
+        got, want = Counter(v["bytes"]), Counter(plan)
+        expect(got == want, case.invariant.id, got=f"wakeup bytes {dict(sorted(got.items()))}",
+               expected=f"{dict(sorted(want.items()))} (one byte per delivery, holding the signal number)",
+               call="kill", history=h)
+
+    sigs = st.one_of(st.sampled_from(HANDLED + [s for s in STANDARD if s not in HANDLED]), rt_signals())
+    case.explore(body, scale=0.5, plan=st.lists(sigs, min_size=1, max_size=10))

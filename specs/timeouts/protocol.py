@@ -1,0 +1,81 @@
+"""The timeout contract: scopes that interrupt guarded code when their time is up.
+
+Libraries offer timeouts as context managers or decorators built on SIGALRM,
+``setitimer`` or threads.  A backend of this kind hands each worker, through
+``open_timeouts()``, a factory whose ``timeout(seconds)`` returns a scope::
+
+    with timeouts.timeout(0.25) as scope:
+        guarded_code()          # interrupted by TimeoutError after 0.25 s
+    # scope.fired tells whether *this* scope's deadline interrupted the code
+
+The rules: a scope fires exactly once and interrupts the guarded code, even
+when it is blocked in a system call (``interrupts_blocking_calls``); the
+TimeoutError propagates out of the ``with`` (an inner scope never swallows an
+outer scope's expiry); ``cancel()`` disarms the scope and returns the time
+that was left; nested scopes are independent — an inner scope neither cancels
+nor extends an outer one, and leaving it restores the outer deadline; and a
+duration below one second is honoured, never rounded to 0 or to "never".
+
+SIGALRM-based scopes act on the whole process, so every example runs in a
+fresh forked worker.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Optional, Type
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    from typing_extensions import Protocol  # type: ignore
+
+from ..backend import Kind, register_kind
+
+INTERRUPTS_BLOCKING = "interrupts_blocking_calls"
+NESTING = "nesting"
+CANCEL = "cancel"
+SUB_SECOND = "sub_second"
+
+TIMEOUT = register_kind(
+    Kind(
+        name="timeout",
+        summary="scoped timeouts that interrupt the guarded code with TimeoutError",
+        capabilities={
+            INTERRUPTS_BLOCKING: "guarded code blocked in time.sleep or select() is interrupted too (not only "
+            "pure-Python loops)",
+            NESTING: "scopes may nest; each keeps its own deadline",
+            CANCEL: "scope.cancel() disarms the scope and returns the seconds that were left",
+            SUB_SECOND: "durations below one second are honoured as given",
+        },
+        channel_members=("open_timeouts",),
+    )
+)
+
+
+class TimeoutScope(Protocol):
+    fired: bool
+    """True once this scope's own deadline has interrupted the guarded code."""
+
+    def __enter__(self) -> TimeoutScope:
+        """Start the clock: the deadline is ``seconds`` after entering."""
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Optional[bool]:
+        """Disarm this scope and restore any enclosing scope's deadline; never swallow a TimeoutError."""
+
+    def cancel(self) -> float:
+        """Disarm the scope early; return the seconds that were left (0.0 if it already fired)."""
+
+
+class Timeouts(Protocol):
+    def timeout(self, seconds: float) -> TimeoutScope:
+        """A new, not yet entered, scope of ``seconds`` (a float; any positive value)."""
+
+
+class TimeoutChannel(Protocol):
+    def open_timeouts(self) -> Timeouts: ...
+
+    def detach(self) -> None: ...
+
+    def teardown(self) -> None: ...
