@@ -9,3 +9,4 @@ from . import files  # noqa: F401
 from . import semaphores  # noqa: F401
 from . import queues  # noqa: F401
 from . import signals, timeouts  # noqa: F401
+from . import arrow  # noqa: F401
