@@ -71,3 +71,23 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
 
 def counts() -> Dict[str, int]:
     return {name: len(all_invariants(name)) for name in kinds()}
+
+
+INDEX_START, INDEX_END = "<!-- invariant-index:start -->", "<!-- invariant-index:end -->"
+
+
+def render_index() -> str:
+    """The README's short index: per family, its invariants' ids and levels."""
+    lines = []
+    for name, kind in kinds().items():
+        invs = all_invariants(name)
+        ids = ", ".join(f"`{inv.id}`" + ("" if inv.level.value == "MUST" else f" ({inv.level.value})") for inv in invs)
+        lines.append(f"* **{name}** ({len(invs)}): {kind.summary}. {ids}")
+    return "\n".join(lines)
+
+
+def with_index(readme: str) -> str:
+    """``readme`` with the text between the index markers replaced by :func:`render_index`."""
+    head, _, rest = readme.partition(INDEX_START)
+    _, _, tail = rest.partition(INDEX_END)
+    return f"{head}{INDEX_START}\n{render_index()}\n{INDEX_END}{tail}"

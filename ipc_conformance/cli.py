@@ -103,28 +103,38 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_catalogue(ns: argparse.Namespace) -> int:
-    from .catalogue import render
+    from .catalogue import render, with_index
 
     text = render()
+    path = ns.check or ns.write
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "README.md") if path else ""
     if ns.check:
-        try:
-            with open(ns.check, encoding="utf-8") as f:
-                current = f.read()
-        except FileNotFoundError:
-            current = ""
-        if current != text:
-            print(f"{ns.check} is stale: run `ipc-conformance catalogue --write`")
-            return 1
-        print(f"{ns.check} is up to date")
-        return 0
+        stale = [ns.check] if _read(ns.check) != text else []
+        if os.path.exists(readme) and _read(readme) != with_index(_read(readme)):
+            stale.append(readme)
+        for p in stale:
+            print(f"{p} is stale: run `ipc-conformance catalogue --write`")
+        return 1 if stale else 0
     if ns.write:
         os.makedirs(os.path.dirname(ns.write) or ".", exist_ok=True)
         with open(ns.write, "w", encoding="utf-8") as f:
             f.write(text)
         print(f"wrote {ns.write}")
+        if os.path.exists(readme):  # the README's short index lives next to docs/
+            with open(readme, "w", encoding="utf-8") as f:
+                f.write(with_index(_read(readme)))
+            print(f"updated the invariant index in {readme}")
         return 0
     print(text, end="")
     return 0
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
