@@ -135,7 +135,7 @@ class ShmReader:
     def _source(self) -> Any:
         """What Arrow reads from: an immutable Buffer over a *read-only* memoryview of
         the segment (``shm.buf`` itself is writable, and so would the table be)."""
-        assert self.shm is not None
+        assert self.shm is not None and self.shm.buf is not None
         return _pa().py_buffer(self.shm.buf.toreadonly())
 
     def get(self) -> Any:

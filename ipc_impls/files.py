@@ -145,7 +145,8 @@ class FilesChannel:
             return f.read()
 
     def open_lock(self) -> FlockLock:
-        return self.lock_class(self.lock_path)
+        lock: FlockLock = self.lock_class(self.lock_path)
+        return lock
 
     def cleanup(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -169,7 +170,8 @@ class _FilesBackend:
     def setup(self, scope: Scope) -> FilesChannel:
         directory = scope.path("files")
         os.mkdir(directory, 0o700)
-        return self.channel_class(directory)
+        channel: FilesChannel = self.channel_class(directory)
+        return channel
 
 
 class TempFileExchangeBackend(_FilesBackend):

@@ -55,7 +55,7 @@ class MpQueueEndpoint:
 
 class MpQueueChannel:
     def __init__(self, maxsize: int) -> None:
-        self.q = multiprocessing.Queue(maxsize)
+        self.q: Any = multiprocessing.Queue(maxsize)
         self.maxsize = maxsize
         self.owner_pid = os.getpid()
 
@@ -103,7 +103,7 @@ class SimpleQueueEndpoint:
 
 class SimpleQueueChannel:
     def __init__(self) -> None:
-        self.q = multiprocessing.SimpleQueue()
+        self.q: Any = multiprocessing.SimpleQueue()
 
     def open(self, *, sender: bool = True, receiver: bool = True) -> SimpleQueueEndpoint:
         return SimpleQueueEndpoint(self.q)

@@ -30,9 +30,9 @@ def _seconds(timeout_ms: Optional[int]) -> Optional[float]:
 
 def _limit(name: str) -> int:
     value = probe()[name]
-    if value is None:
+    if not isinstance(value, int):
         raise Unresolved(f"{name} cannot be read on this machine")
-    return int(value)  # type: ignore[call-overload]
+    return value
 
 
 # --- POSIX ---------------------------------------------------------------------------------

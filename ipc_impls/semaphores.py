@@ -20,7 +20,7 @@ import fcntl
 import multiprocessing
 import os
 import secrets
-from _multiprocessing import SemLock
+from multiprocessing.synchronize import SEM_VALUE_MAX  # type: ignore[attr-defined]  # not in typeshed
 from typing import Any, Callable, Dict, FrozenSet, List, Optional
 
 import posix_ipc
@@ -84,7 +84,7 @@ class MpSemaphoreBackend:
     name = "mp-semaphore"
     kind = "semaphore"
     wiring = "inherit"
-    max_value = SemLock.SEM_VALUE_MAX
+    max_value = SEM_VALUE_MAX
     overflow_error = "ValueError"  # CPython: 'semaphore or lock released too many times'
     capabilities: FrozenSet[str] = frozenset({p.COUNTING, p.VALUE_READABLE, p.TIMEOUTS, p.THREAD_SAFE})
 

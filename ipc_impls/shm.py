@@ -163,11 +163,17 @@ class MpSegment:
     def __init__(self, shm: shared_memory.SharedMemory) -> None:
         self.shm = shm
 
+    @property
+    def _buf(self) -> memoryview:
+        buf = self.shm.buf
+        assert buf is not None, "segment already closed"
+        return buf
+
     def read(self, offset: int, n: int) -> bytes:
-        return bytes(self.shm.buf[offset:offset + n])
+        return bytes(self._buf[offset:offset + n])
 
     def write(self, offset: int, data: bytes) -> None:
-        self.shm.buf[offset:offset + len(data)] = data
+        self._buf[offset:offset + len(data)] = data
 
     def length(self) -> int:
         return int(self.shm.size)

@@ -45,9 +45,8 @@ class ItimerScope:
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> Optional[bool]:
-        self.owner._leave(self)
-        return False  # a TimeoutError (ours or an outer scope's) always propagates
+                 tb: Optional[TracebackType]) -> None:
+        self.owner._leave(self)  # returns None: a TimeoutError (ours or an outer one's) propagates
 
     def cancel(self) -> float:
         return self.owner._cancel(self)

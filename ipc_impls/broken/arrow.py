@@ -72,7 +72,7 @@ class BytesCopyReader(ShmReader):
     pool does not see that allocation — only the buffer addresses give the copy away."""
 
     def _source(self) -> Any:
-        assert self.shm is not None
+        assert self.shm is not None and self.shm.buf is not None
         return _pa().py_buffer(bytes(self.shm.buf))
 
 
@@ -113,8 +113,9 @@ class WritableCopyReader(ShmReader):
 
     def get(self) -> Any:
         table = super().get()
-        base = int(_pa().py_buffer(self.shm.buf).address)  # type: ignore[union-attr]
-        return rewrapped(table, memoryview(bytearray(self.shm.buf)), base)  # type: ignore[union-attr]
+        assert self.shm is not None and self.shm.buf is not None
+        base = int(_pa().py_buffer(self.shm.buf).address)
+        return rewrapped(table, memoryview(bytearray(self.shm.buf)), base)
 
 
 class WritableSharedReader(ShmReader):
@@ -125,7 +126,7 @@ class WritableSharedReader(ShmReader):
 
     def get(self) -> Any:
         table = super().get()
-        assert self.shm is not None
+        assert self.shm is not None and self.shm.buf is not None
         return rewrapped(table, self.shm.buf, int(_pa().py_buffer(self.shm.buf).address))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import socket
 import threading
-from typing import Any, FrozenSet, List, Optional
+from typing import Any, FrozenSet, List, Optional, Tuple
 
 import posix_ipc
 import sysv_ipc
@@ -156,7 +156,7 @@ class FirstTypeAtMost(SysvEndpoint):
             except sysv_ipc.BusyError:
                 break
         pick = next((i for i, (_, t) in enumerate(queued) if t <= -select), None)
-        found = queued.pop(pick) if pick is not None else None
+        found: Optional[Tuple[bytes, int]] = queued.pop(pick) if pick is not None else None
         for data, t in queued:
             self.mq.send(data, type=t)
         if found is None:
@@ -273,7 +273,7 @@ class IgnoresMsgTrunc(SocketEndpoint):
         return self.rx.recv(self.bufsize if bufsize is None else bufsize), 0
 
 
-def _socket_variant(base: type, name: str, endpoint_cls: type) -> Any:
+def _socket_variant(base: Any, name: str, endpoint_cls: type) -> Any:
     def setup(self: Any, scope: Scope) -> Any:
         ch = base.setup(self, scope)
         opener = ch.open

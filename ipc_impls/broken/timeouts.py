@@ -34,10 +34,10 @@ class AlarmScope:
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> Optional[bool]:
+                 tb: Optional[TracebackType]) -> None:
         self._disarm()
         signal.signal(signal.SIGALRM, self.old)
-        return False
+        return None
 
     def cancel(self) -> float:
         return self._disarm()
@@ -62,10 +62,10 @@ class PeriodicScope(AlarmScope):
         signal.setitimer(ITIMER_REAL, self.seconds, self.seconds)
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> Optional[bool]:
+                 tb: Optional[TracebackType]) -> None:
         if not self.fired:
             super().__exit__(exc_type, exc, tb)
-        return False
+        return None
 
 
 class WholeSecondAlarmScope(AlarmScope):
