@@ -42,9 +42,23 @@ def unguessable_name(tag: str = "") -> str:
     return f"{NAME_PREFIX}_{tag}_{secrets.token_hex(16)}"
 
 
+RUN_TAG_ENV = "IPCC_RUN_TAG"
+
+
 def worker_tag() -> str:
-    """The pytest-xdist worker id (``gw3``) or ``main``; part of every name."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """A tag unique to this run and this pytest-xdist worker, part of every name.
+
+    ``gw0`` alone is not enough: two runs on one machine (a developer's and CI's,
+    or two tox environments) both have a ``gw0``, and the leak audit of one would
+    take the other's objects for its own.  The tag is made once per worker and
+    kept in the environment, so processes forked or spawned from it share it.
+    """
+    tag = os.environ.get(RUN_TAG_ENV)
+    if not tag:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        tag = f"{worker}{secrets.token_hex(4)}"
+        os.environ[RUN_TAG_ENV] = tag
+    return tag
 
 
 @dataclass

@@ -172,3 +172,18 @@ def test_a_harness_leaves_no_root_behind() -> None:
     _case(h).run([Role("P", returns, (1,))])
     assert h.close() == []
     assert not os.path.exists(path)
+
+
+def test_the_name_tag_is_unique_per_run_and_inherited_by_children() -> None:
+    import subprocess
+    import sys
+
+    from ipc_specs.harness.resources import RUN_TAG_ENV, worker_tag
+
+    tag = worker_tag()
+    env = {k: v for k, v in os.environ.items() if k != RUN_TAG_ENV}
+    code = "from ipc_specs.harness.resources import worker_tag; print(worker_tag())"
+    other_run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert child.strip() == tag  # a process started from this run shares its tag
+    assert other_run.strip() and other_run.strip() != tag  # another run (even with the same gw id) does not
