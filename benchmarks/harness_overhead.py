@@ -20,11 +20,13 @@ import argparse
 import os
 import random
 import time
-from typing import Callable, List
+from typing import Any, Callable, List
 
 from ipc_impls.streams import FifoBackend, PipeBackend
 from ipc_specs import Harness, Role
 from ipc_specs.harness.worker import Proc
+from ipc_specs.strategies import Blob
+from ipc_specs.streams.roles import write_then_close
 
 PAYLOAD = b"x" * 64
 
@@ -47,10 +49,16 @@ def bare_example(k: int) -> None:
         os.waitpid(pid, 0)
 
 
-def write_payload(proc: Proc) -> None:
+def write_payload(proc: Proc, writer: int, writers: int) -> None:
+    """What the bare loop's children do: open (an inherited pipe), write, close."""
     w = proc.open_writer()
     w.write(PAYLOAD)
     w.close()
+
+
+def write_payload_fifo(proc: Proc, writer: int, writers: int) -> None:
+    # The spec's writer role: for a FIFO, no writer may close before all have opened.
+    write_then_close(proc, [Blob(len(PAYLOAD))], writer, writers)
 
 
 def read_to_eof(proc: Proc) -> int:
@@ -63,12 +71,14 @@ def read_to_eof(proc: Proc) -> int:
         n += len(chunk)
 
 
-def harness_example(harness: Harness, backend: object, placement: str) -> Callable[[int], None]:
+def harness_example(harness: Harness, backend: Any, placement: str) -> Callable[[int], None]:
     case = harness.case(backend, "bytes_arrive_complete_and_in_order", placement)
 
     def run(k: int) -> None:
         # k processes in all, as in the bare loop's k writers (+ its reading parent).
-        roles = [Role("R", read_to_eof)] + [Role(f"W{i}", write_payload) for i in range(max(1, k - 1))]
+        n = max(1, k - 1)
+        writer = write_payload_fifo if backend.wiring == "named" else write_payload
+        roles = [Role("R", read_to_eof)] + [Role(f"W{i}", writer, (i, n)) for i in range(n)]
         out = case.run(roles)
         assert out.value("R") == len(PAYLOAD) * max(1, k - 1)
 

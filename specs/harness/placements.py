@@ -29,6 +29,7 @@ from .worker import (
     die_with_parent,
     enter_worker_process,
     fork_child_main,
+    load_prctl,
     run_role,
     signal_event,
 )
@@ -119,18 +120,27 @@ def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
 # --- fork --------------------------------------------------------------------------------
 def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
     pids: Dict[int, RoleTask] = {}
+    # A gate: children that have opened their ends block reading it until the parent,
+    # having dropped its own copies, closes the write end (EOF wakes them all at once).
+    gate_r, gate_w = os.pipe()
+    load_prctl()
     try:
         with warnings.catch_warnings():
             # 3.12+ warns about fork() in a process with threads; the child only runs
             # the role body and _exits, which is the case the warning allows for.
             warnings.simplefilter("ignore", DeprecationWarning)
             for task in tasks:
+                task.extra["gate_fd"] = gate_r
                 pid = os.fork()
                 if pid == 0:
-                    fork_child_main(task)
+                    fork_child_main(task, gate_w)
                 pids[pid] = task
     finally:
-        _detach(channel, tasks)
+        try:
+            _detach(channel, tasks)
+        finally:
+            os.close(gate_w)
+            os.close(gate_r)
     statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s + GRACE_S)
     return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
 

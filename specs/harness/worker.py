@@ -115,7 +115,11 @@ class Proc:
             self.channel.detach()
             # The parent forked us holding the same inherited ends; until it has
             # dropped them, a closed reader or writer is not really closed.
-            wait_for_event(self.task.directory, PARENT_DETACHED, self.deadline - time.monotonic())
+            gate = self.task.extra.get("gate_fd")
+            if gate is not None:  # forked: the parent closes the gate's write end once detached
+                os.read(gate, 1)
+            else:
+                wait_for_event(self.task.directory, PARENT_DETACHED, self.deadline - time.monotonic())
         elif self._opened is not None:
             # Threads share the parent's descriptors: go on only once the parent has
             # dropped its copies, as a forked child would have by now.
@@ -201,13 +205,24 @@ def write_result(task: RoleTask, outcome: Dict[str, Any]) -> None:
     os.replace(tmp, task.file("result"))  # atomic: the parent never reads half a result
 
 
+_PRCTL: Any = None
+
+
+def load_prctl() -> None:
+    """Look prctl up once, in the parent, so that forked workers need not load libc again."""
+    global _PRCTL
+    if _PRCTL is None:
+        try:
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            _PRCTL = False
+
+
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent dies (Linux prctl)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    load_prctl()
+    if _PRCTL:
+        _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def enter_worker_process(out_path: str, deadline_s: float) -> Any:
@@ -231,10 +246,11 @@ def enter_worker_process(out_path: str, deadline_s: float) -> Any:
     return out
 
 
-def fork_child_main(task: RoleTask) -> None:
+def fork_child_main(task: RoleTask, gate_w: int) -> None:
     """Body of a forked worker; never returns."""
     code = 0
     try:
+        os.close(gate_w)  # only the parent may hold it, or the gate never opens
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
         enter_worker_process(task.file("out"), task.deadline_s)
