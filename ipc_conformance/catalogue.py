@@ -88,6 +88,8 @@ def render_index() -> str:
 
 def with_index(readme: str) -> str:
     """``readme`` with the text between the index markers replaced by :func:`render_index`."""
+    if INDEX_START not in readme or INDEX_END not in readme:
+        raise ValueError(f"the README has no {INDEX_START} … {INDEX_END} markers")
     head, _, rest = readme.partition(INDEX_START)
     _, _, tail = rest.partition(INDEX_END)
     return f"{head}{INDEX_START}\n{render_index()}\n{INDEX_END}{tail}"

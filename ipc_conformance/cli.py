@@ -121,8 +121,9 @@ def cmd_catalogue(ns: argparse.Namespace) -> int:
             f.write(text)
         print(f"wrote {ns.write}")
         if os.path.exists(readme):  # the README's short index lives next to docs/
+            updated = with_index(_read(readme))  # read first: open("w") truncates
             with open(readme, "w", encoding="utf-8") as f:
-                f.write(with_index(_read(readme)))
+                f.write(updated)
             print(f"updated the invariant index in {readme}")
         return 0
     print(text, end="")

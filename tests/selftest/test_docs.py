@@ -44,3 +44,21 @@ def test_every_package_directory_is_packaged() -> None:
                                                (plugin.PLACEMENTS, PLACEMENTS)])
 def test_plugin_constants_match_the_specs(ours: tuple, theirs: tuple) -> None:  # type: ignore[type-arg]
     assert ours == theirs
+
+
+def test_the_readme_keeps_its_sections() -> None:
+    readme = read("README.md")
+    for heading in ("## Quickstart", "## Checking your own backend", "## Reading a failure", "## Layout",
+                    "## Performance", "## Development"):
+        assert heading in readme, f"README lost its {heading!r} section"
+
+
+def test_writing_the_catalogue_keeps_the_rest_of_the_readme(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ipc_conformance.cli import main
+
+    (tmp_path / "docs").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\n<!-- invariant-index:start -->\nold\n<!-- invariant-index:end -->\n\ntail\n")
+    assert main(["catalogue", "--write", str(tmp_path / "docs" / "INVARIANTS.md")]) == 0
+    text = readme.read_text()
+    assert text.startswith("# title\n") and text.endswith("\n\ntail\n") and "old" not in text
