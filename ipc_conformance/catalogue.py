@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from ipc_specs import all_invariants, kinds, unsupported_reason
+from ipc_specs import PLACEMENTS, all_invariants, kinds, unsupported_reason
 
 HEADER = """# Invariant catalogue
 
@@ -29,8 +29,9 @@ def reference_claimants(inv: Any, backends: List[Any]) -> List[str]:
 
 
 def _unclaimed(backend: Any, inv: Any) -> bool:
-    reason = unsupported_reason(backend, inv, next(iter(inv.placements), "fork"))
-    return reason is not None
+    """True when no placement at all lets the backend be judged by ``inv``."""
+    placements = sorted(inv.placements) or list(PLACEMENTS)
+    return all(unsupported_reason(backend, inv, p) is not None for p in placements)
 
 
 def render() -> str:

@@ -58,7 +58,8 @@ def test_writing_the_catalogue_keeps_the_rest_of_the_readme(tmp_path) -> None:  
 
     (tmp_path / "docs").mkdir()
     readme = tmp_path / "README.md"
-    readme.write_text("# title\n\n<!-- invariant-index:start -->\nold\n<!-- invariant-index:end -->\n\ntail\n")
+    readme.write_text("# title\n\n<!-- invariant-index:start -->\nSTALE-INDEX-LINE\n"
+                      "<!-- invariant-index:end -->\n\ntail\n")
     assert main(["catalogue", "--write", str(tmp_path / "docs" / "INVARIANTS.md")]) == 0
     text = readme.read_text()
-    assert text.startswith("# title\n") and text.endswith("\n\ntail\n") and "old" not in text
+    assert text.startswith("# title\n") and text.endswith("\n\ntail\n") and "STALE-INDEX-LINE" not in text
