@@ -61,6 +61,39 @@ class PartialWritePipe(PipeChannel):
         return IgnoresPartialWrites(super().open_writer().fd)
 
 
+class SplitsLines(FdReader):
+    """The seed article's FIFO reader: ``read(1024)``, split on newlines, hand on the
+    pieces.  A line cut by a chunk boundary becomes two, and the newlines that ended
+    each chunk's pieces are gone: the reader's bytes are no longer the writer's."""
+
+    def read(self, n: int) -> bytes:
+        chunk = os.read(self.fd, 1024)
+        return b"".join(piece for piece in chunk.split(b"\n") if piece) if chunk else b""
+
+
+class LineSplittingFifo(FifoChannel):
+    def open_reader(self, *, nonblocking: bool = False) -> FdReader:
+        return SplitsLines(super().open_reader(nonblocking=nonblocking).fd)
+
+
+class OneReadIsTheMessage(FdReader):
+    """``os.read(r, 1024)`` taken as the whole payload of a pipe: one read, then "done"
+    (EOF).  Works while payloads are short and the writer is quick."""
+
+    done = False
+
+    def read(self, n: int) -> bytes:
+        if self.done:
+            return b""
+        self.done = True
+        return os.read(self.fd, 1024)
+
+
+class SingleReadPipe(PipeChannel):
+    def open_reader(self, *, nonblocking: bool = False) -> FdReader:
+        return OneReadIsTheMessage(super().open_reader(nonblocking=nonblocking).fd)
+
+
 # --- eof_after_last_writer_closes ----------------------------------------------------
 class StrayWriteEnd(PipeChannel):
     """The parent forgets ``os.close(w)`` after fork: its copy of the write end keeps the
@@ -358,6 +391,10 @@ class RegularFileFifoBackend(FifoBackend):
 EXHIBITS: List[Exhibit] = [
     Exhibit(_pipe_variant("broken-ignores-partial-writes", PartialWritePipe), "bytes_arrive_complete_and_in_order",
             "A nonblocking write above PIPE_BUF may be partial; ignoring its count loses bytes."),
+    Exhibit(_fifo_variant("broken-newline-splitting-fifo", LineSplittingFifo), "bytes_arrive_complete_and_in_order",
+            "Splitting each read(1024) on newlines cuts lines at chunk boundaries: frame with readline()."),
+    Exhibit(_pipe_variant("broken-single-read-pipe", SingleReadPipe), "bytes_arrive_complete_and_in_order",
+            "One os.read(r, 1024) is not the whole payload: read until EOF or until the length you expect."),
     Exhibit(_pipe_variant("broken-stray-write-end", StrayWriteEnd), "eof_after_last_writer_closes",
             "Every process that forked with the write end must close it, or EOF never comes.", hangs=True),
     Exhibit(_pipe_variant("broken-poison-pill", PoisonPillPipe), "eof_after_last_writer_closes",

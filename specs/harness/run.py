@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
@@ -218,20 +219,29 @@ class Case:
             raise Unsupported(f"backend does not claim {', '.join(missing)}")
 
     # --- Hypothesis -----------------------------------------------------------------
-    def explore(self, body: Callable[..., None], *, scale: float = 1.0, **strategies: st.SearchStrategy) -> None:
-        """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``."""
+    def explore(self, body: Callable[..., None], *, scale: float = 1.0,
+                examples: Sequence[Dict[str, Any]] = (), **strategies: st.SearchStrategy) -> None:
+        """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``.
+
+        ``examples`` are edge cases the check always runs first, whatever the
+        profile draws (Hypothesis's ``@example``): the place to pin a boundary
+        that random drawing reaches only rarely.
+        """
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
         if not self.harness.shrink:
             options["phases"] = [p for p in Phase if p is not Phase.shrink]
 
-        @settings(deadline=None, print_blob=True, report_multiple_bugs=False,
-                  suppress_health_check=list(HealthCheck), **options)
-        @given(**strategies)
         def example(**drawn: Any) -> None:
             self.example = drawn
             self.examples_run += 1
             body(**drawn)
+
+        for pinned in reversed(list(examples)):
+            example = hypothesis.example(**pinned)(example)
+        example = given(**strategies)(example)
+        example = settings(deadline=None, print_blob=True, report_multiple_bugs=False,
+                           suppress_health_check=list(HealthCheck), **options)(example)
 
         # One database entry per backend/invariant/placement, so a counterexample
         # found for one backend is replayed for that backend only.
