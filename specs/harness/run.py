@@ -84,6 +84,15 @@ def parent_guard(seconds: float, what: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class ApiBroken(BaseException):
+    """Carries a :class:`BackendError` through Hypothesis without replays or shrinking:
+    a backend whose setup hangs or returns no usable channel fails every example alike."""
+
+    def __init__(self, error: BackendError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class HangFound(BaseException):
     """Raised through Hypothesis to stop at the first hang instead of shrinking.
 
@@ -254,6 +263,8 @@ class Case:
             shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
             found.violation.args = (f"{found.violation.args[0]}\nHanging example (not shrunk): {shown}",)
             raise found.violation from None
+        except ApiBroken as broken:
+            raise broken.error from None
         except Flaky as flaky:
             raise _unflake(flaky, self.invariant.id) from flaky
 
@@ -265,11 +276,14 @@ class Case:
         scope = root.scope()
         channel = None
         try:
-            with parent_guard(self.harness.deadline_s, f"{self.backend.name}.setup()"):
-                channel = self.backend.setup(scope)
-            problems = validate_channel(self.backend.kind, channel)
-            if problems:
-                raise BackendError("; ".join(problems))
+            try:
+                with parent_guard(self.harness.deadline_s, f"{self.backend.name}.setup()"):
+                    channel = self.backend.setup(scope)
+                problems = validate_channel(self.backend.kind, channel)
+                if problems:
+                    raise BackendError("; ".join(problems))
+            except BackendError as exc:
+                raise ApiBroken(exc) from exc
             if channel_setup is not None:
                 channel_setup(channel)
             t0 = time.monotonic_ns()

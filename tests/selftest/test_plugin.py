@@ -1,0 +1,202 @@
+"""The plugin and CLI face bad input, crashes and interruptions: each ends in a clear
+message, the run goes on with the other backends, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+BAD_MODULE = '''
+import time
+from ipc_impls.streams import PipeBackend, PipeChannel
+
+class Nameless:  # lacks most of the API
+    name = "nameless"
+
+class WrongKind(PipeBackend):
+    name = "wrong-kind"
+    kind = "bogus"
+
+class UnknownClaim(PipeBackend):
+    name = "unknown-claim"
+    capabilities = frozenset({"teleportation"})
+
+class TextClaims(PipeBackend):
+    name = "text-claims"
+    capabilities = "multi_writer"
+
+class EmptyName(PipeBackend):
+    name = ""
+
+def factory_that_raises():
+    raise RuntimeError("no backend today")
+
+class SetupRaises(PipeBackend):
+    name = "setup-raises"
+    def setup(self, scope):
+        raise OSError(28, "No space left on device")
+
+class SetupHangs(PipeBackend):
+    name = "setup-hangs"
+    def setup(self, scope):
+        time.sleep(3600)
+
+class HalfChannel:
+    def detach(self): pass
+    def teardown(self): pass
+
+class ChannelLacksMethods(PipeBackend):
+    name = "channel-lacks-methods"
+    def setup(self, scope):
+        return HalfChannel()
+
+class ReaderHangs(PipeChannel):
+    def detach(self):  # keeps every write end open in every process: EOF never comes
+        pass
+
+class HangingBackend(PipeBackend):
+    name = "hanging"
+    def setup(self, scope):
+        return ReaderHangs()
+
+TWINS = [PipeBackend(), PipeBackend()]
+'''
+
+
+def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str, str], ...] = ()
+        ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    (tmp / "badbackends.py").write_text(BAD_MODULE)
+    (tmp / "raises_at_import.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp / "exits_at_import.py").write_text("raise SystemExit(3)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp), TMPDIR=str(tmp / "tmp"), **dict(env_extra))
+    (tmp / "tmp").mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider",
+           "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
+    return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def valid_only(spec: str) -> List[str]:
+    return ["--ipc-backend", spec, "--ipc-backend", "ipc_impls.streams:PipeBackend", "-k", "test_backend_is_valid"]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("raises_at_import:X", "importing module 'raises_at_import' failed: RuntimeError: boom at import"),
+    ("exits_at_import:X", "importing module 'exits_at_import' failed: SystemExit: 3"),
+    ("no_such_module:X", "No module named 'no_such_module'"),
+    ("badbackends:NoSuchAttr", "module 'badbackends' has no attribute 'NoSuchAttr'"),
+    ("badbackends:Nameless", "missing attribute 'kind'"),
+    ("badbackends:WrongKind", "kind 'bogus' is not one of"),
+    ("badbackends:UnknownClaim", "unknown capabilities ['teleportation']"),
+    ("badbackends:TextClaims", "capabilities must be a set of str"),
+    ("badbackends:EmptyName", "name must be a non-empty str"),
+    ("badbackends:factory_that_raises", "raised RuntimeError: no backend today"),
+])
+def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(tmp_path: Path, spec: str, message: str) -> None:
+    out = run(tmp_path, *valid_only(spec))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert message in out.stdout, out.stdout
+    assert "1 failed, 1 passed" in out.stdout  # os-pipe still loaded and was checked
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ipc-backend", "not-a-spec"], "expected MODULE:ATTR"),
+    (["--ipc-backend", ":attr"], "expected MODULE:ATTR"),
+    (["--ipc-placements", "fork,teleport"], "--ipc-placements: unknown ['teleport']"),
+    (["--ipc-deadline", "0"], "--ipc-deadline must be a positive number"),
+    (["--ipc-backend", "badbackends:TWINS"], "backend names must be unique"),
+])
+def test_usage_errors_stop_the_run_with_a_clear_message(tmp_path: Path, args: List[str], message: str) -> None:
+    out = run(tmp_path, *args)
+    assert out.returncode in (1, 2, 4), out.stdout + out.stderr  # UsageError (at configure or collection)
+    assert message in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("badbackends:SetupRaises", "No space left on device"),
+    ("badbackends:SetupHangs", "setup() did not return within 2s"),
+    ("badbackends:ChannelLacksMethods", "channel from setup() has no callable 'open_reader'"),
+])
+def test_a_backend_that_breaks_the_api_is_an_error_verdict(tmp_path: Path, spec: str, message: str) -> None:
+    out = run(tmp_path, "--ipc-backend", spec, "-k", "write_rejects_text")
+    assert out.returncode == 1
+    assert "ERROR" in out.stdout and message in out.stdout, out.stdout
+
+
+def test_the_report_records_verdicts_and_the_exit_status_follows_them(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    out = run(tmp_path, "--ipc-backend", "ipc_impls.broken.streams:EXHIBITS", "--ipc-backend",
+              "ipc_impls.streams:PipeBackend", "-k", "write_rejects_text", "--ipc-report", str(report))
+    assert out.returncode == 1
+    data = json.loads(report.read_text())
+    assert data["schema"] == "ipc-conformance-report/1"
+    verdicts = {(r["backend"], r["invariant"]): r["verdict"] for r in data["results"]}
+    assert verdicts[("os-pipe", "write_rejects_text")] == "pass"
+    assert verdicts[("broken-accepts-text", "write_rejects_text")] == "fail"
+    assert "write_rejects_text" in out.stdout and "reproduce: ipc-conformance" in out.stdout
+
+
+def test_a_hung_backend_fails_within_its_deadline_and_leaves_nothing(tmp_path: Path) -> None:
+    tag = f"t{os.getpid()}hang"
+    out = run(tmp_path, "--ipc-backend", "badbackends:HangingBackend", "-k", "eof_after_last_writer_closes",
+              env_extra=(("IPCC_RUN_TAG", tag),))
+    assert out.returncode == 1 and "hung in read" in out.stdout, out.stdout
+    assert_nothing_left(tmp_path, tag)
+
+
+def test_sigint_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path) -> None:
+    tag = f"t{os.getpid()}int"
+    (tmp_path / "badbackends.py").write_text(BAD_MODULE)
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
+           "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingBackend", "-k", "eof_after_last"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    assert wait_for_workers(proc.pid), "the run never started its workers"
+    os.kill(proc.pid, signal.SIGINT)
+    output = proc.communicate(timeout=60)[0].decode()
+    assert "KeyboardInterrupt" in output or "Interrupted" in output or "!!!" in output, output
+    assert_nothing_left(tmp_path, tag, session=proc.pid)
+
+
+def wait_for_workers(pid: int, timeout: float = 60) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if session_members(pid) - {pid}:
+            time.sleep(0.5)  # let the example get going
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def session_members(sid: int) -> set:  # type: ignore[type-arg]
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
+def assert_nothing_left(tmp: Path, tag: str, session: int = 0) -> None:
+    deadline = time.monotonic() + 10
+    while session and session_members(session) and time.monotonic() < deadline:
+        time.sleep(0.1)  # workers die with their parent (PR_SET_PDEATHSIG); give them a moment
+    if session:
+        assert not session_members(session), "worker processes outlived the run"
+    assert not [e for e in os.listdir("/dev/shm") if tag in e]
+    assert os.listdir(tmp / "tmp") == [], textwrap.shorten(str(os.listdir(tmp / "tmp")), 200)
