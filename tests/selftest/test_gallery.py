@@ -9,15 +9,18 @@ from __future__ import annotations
 import pytest
 
 from ipc_impls.broken import Exhibit, all_exhibits
-from ipc_specs import Harness, Violation, all_invariants, check
+from ipc_specs import Harness, Unresolved, Violation, all_invariants, check
 
 EXHIBITS = all_exhibits()
 
 
 @pytest.mark.parametrize("exhibit", EXHIBITS, ids=[e.name for e in EXHIBITS])
 def test_exhibit_is_caught_by_the_invariant_it_breaks(exhibit: Exhibit, quick_harness: Harness) -> None:
-    with pytest.raises(Violation) as caught:
-        check(exhibit.backend, exhibit.breaks, placement=exhibit.placement, harness=quick_harness)
+    try:
+        with pytest.raises(Violation) as caught:
+            check(exhibit.backend, exhibit.breaks, placement=exhibit.placement, harness=quick_harness)
+    except Unresolved as exc:  # the machine cannot host the check (a missing package, a low limit)
+        pytest.skip(f"unresolved: {exc}")
     assert caught.value.invariant == exhibit.breaks, caught.value
     if exhibit.hangs:
         assert "hung in" in caught.value.got
