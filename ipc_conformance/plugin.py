@@ -66,7 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         _register_removers()
         _STATE["collector"].debris = sweep_debris()
-        _install_sigterm()
+    # In xdist workers too: a worker terminated without unwinding leaves its journalled
+    # objects for the next run to sweep, and multiprocessing's own temp dirs for good.
+    _install_sigterm()
 
 
 def _register_removers() -> None:
