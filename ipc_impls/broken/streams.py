@@ -76,6 +76,25 @@ class LineSplittingFifo(FifoChannel):
         return SplitsLines(super().open_reader(nonblocking=nonblocking).fd)
 
 
+class TenthsWriter(FdWriter):
+    """Python 2 arithmetic carried over: the payload is written in ten parts whose
+    bounds are computed with ``n / 10``.  On Python 3 that is a float, and slicing
+    with it raises TypeError as soon as a payload is written at all."""
+
+    def write(self, data: BytesLike) -> int:
+        require_bytes(data)
+        n = len(data)
+        view = memoryview(data)
+        for i in range(10):
+            os.write(self.fd, view[i * n / 10:(i + 1) * n / 10])  # type: ignore[index]  # the bug itself
+        return n
+
+
+class PythonTwoSplitPipe(PipeChannel):
+    def open_writer(self, *, nonblocking: bool = False) -> FdWriter:
+        return TenthsWriter(super().open_writer().fd)
+
+
 class OneReadIsTheMessage(FdReader):
     """``os.read(r, 1024)`` taken as the whole payload of a pipe: one read, then "done"
     (EOF).  Works while payloads are short and the writer is quick."""
@@ -393,6 +412,8 @@ EXHIBITS: List[Exhibit] = [
             "A nonblocking write above PIPE_BUF may be partial; ignoring its count loses bytes."),
     Exhibit(_fifo_variant("broken-newline-splitting-fifo", LineSplittingFifo), "bytes_arrive_complete_and_in_order",
             "Splitting each read(1024) on newlines cuts lines at chunk boundaries: frame with readline()."),
+    Exhibit(_pipe_variant("broken-python2-tenths", PythonTwoSplitPipe), "bytes_arrive_complete_and_in_order",
+            "n / 10 is a float on Python 3: slice bounds computed with it raise instead of splitting."),
     Exhibit(_pipe_variant("broken-single-read-pipe", SingleReadPipe), "bytes_arrive_complete_and_in_order",
             "One os.read(r, 1024) is not the whole payload: read until EOF or until the length you expect."),
     Exhibit(_pipe_variant("broken-stray-write-end", StrayWriteEnd), "eof_after_last_writer_closes",
