@@ -23,6 +23,13 @@ file is stale.  Run `ipc-conformance explain <id>` for a live counterexample.
 """
 
 
+VERSION_GATED = """
+Some references exist only on newer interpreters and are checked there too:
+`mp-shared-memory-untracked` (shm, CPython 3.13+: `SharedMemory(track=False)`, which
+survives an unrelated attacher's exit instead of being unlinked by its resource tracker).
+"""
+
+
 def reference_claimants(inv: Any, backends: List[Any]) -> List[str]:
     """Reference backends that claim what ``inv`` needs (the conformance run checks them)."""
     return [b.name for b in backends if b.kind == inv.family and not _unclaimed(b, inv)]
@@ -38,7 +45,9 @@ def render() -> str:
     from ipc_impls import reference_backends
     from ipc_impls.broken import all_exhibits
 
-    backends = reference_backends()
+    # Backends that exist only on some interpreters (min_python) are listed apart, so
+    # that the catalogue is the same whichever CPython generates or checks it.
+    backends = [b for b in reference_backends() if not hasattr(b, "min_python")]
     exhibits = all_exhibits()
     out = [HEADER]
     families = kinds()
@@ -47,6 +56,7 @@ def render() -> str:
         invs = all_invariants(name)
         refs = ", ".join(f"`{b.name}`" for b in backends if b.kind == name)
         out.append(f"| [{name}](#{name}) | {len(invs)} | {refs} |\n")
+    out.append(VERSION_GATED)
     for name, kind in families.items():
         out.append(f"\n## {name}\n\n{kind.summary[0].upper()}{kind.summary[1:]}.\n\n")
         out.append("Capabilities a backend of this kind may claim:\n\n")

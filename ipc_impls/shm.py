@@ -247,6 +247,7 @@ class MpShmUntrackedBackend(MpShmBackend):
     """``track=False`` (3.13+): nobody but the caller unlinks the segment."""
 
     name = "mp-shared-memory-untracked"
+    min_python = (3, 13)  # SharedMemory(track=False); the catalogue lists it apart
     track = False
     capabilities: FrozenSet[str] = frozenset(
         {p.NAMED_ATTACH, p.EXACT_SIZE, p.UNLINKABLE, p.TRUNCATABLE, p.SURVIVES_ATTACHER_EXIT})
