@@ -10,7 +10,7 @@ gallery); nothing in it is written by hand, so it cannot drift from the specs.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, List
 
 from ipc_specs import PLACEMENTS, all_invariants, kinds, unsupported_reason
 
@@ -79,9 +79,6 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
     lines.append("- Broken twins: " + ("; ".join(f"`{e.backend.name}`: {e.lesson}" for e in twins) or "none"))
     return "\n".join(lines) + "\n"
 
-
-def counts() -> Dict[str, int]:
-    return {name: len(all_invariants(name)) for name in kinds()}
 
 
 INDEX_START, INDEX_END = "<!-- invariant-index:start -->", "<!-- invariant-index:end -->"

@@ -153,6 +153,3 @@ def duplicate_names(items: Sequence[Union[Loaded, LoadProblem]]) -> List[str]:
             seen[item.backend.name] = seen.get(item.backend.name, 0) + 1
     return sorted(n for n, c in seen.items() if c > 1)
 
-
-def python_info() -> str:
-    return f"{sys.implementation.name} {sys.version.split()[0]}"

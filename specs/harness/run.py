@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import hypothesis
@@ -110,7 +110,6 @@ class Outcome:
     invariant: str
     roles: Dict[str, RoleOutcome]
     history: hist.History
-    extra: Dict[str, Any] = field(default_factory=dict)
 
     def value(self, proc: str) -> Any:
         """The role's return value; a role that did not finish normally is a violation."""

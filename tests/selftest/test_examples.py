@@ -50,7 +50,6 @@ EXAMPLES = {  # program -> third-party module it needs (None: stdlib only)
 # processes, one process, and an uneven split of a larger range.
 SIZES = [(1, 0), (3, 1), (10, 10), (1, 12345), (10, 12345)]
 TIMEOUT = 120.0
-OUR_SHM_MARKERS = ("ipcex", "sem.mp-")  # names the examples use (mp-: multiprocessing.Semaphore)
 STRICT = os.environ.get("IPCEX_STRICT_LEAKS") == "1"
 
 
