@@ -86,7 +86,7 @@ def harness_example(harness: Harness, backend: Any, placement: str) -> Callable[
 
 
 def rate(label: str, fn: Callable[[int], None], counts: List[int]) -> float:
-    fn(2)  # warm up (imports, pool start)
+    fn(max(counts))  # warm up: imports, and a pool as large as any example needs
     t = time.perf_counter()
     for k in counts:
         fn(k)

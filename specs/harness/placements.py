@@ -1,9 +1,10 @@
 """Where role bodies run: forked processes, warm spawn/forkserver workers, or threads.
 
 Every placement has the same contract: start one worker per task, let the
-parent drop its own references to the channel, wait at most the deadline (plus
-a grace period for the worker's own watchdog to report), kill what is left,
-and classify each worker's end as ok / raised / crashed / exited / hung.
+parent drop its own references to the channel, wait at most the deadline, then
+abort what is still running (SIGABRT: faulthandler dumps its stack), SIGKILL
+what is left after a grace period, and classify each worker's end as
+ok / raised / crashed / exited / hung.
 """
 
 from __future__ import annotations
@@ -22,19 +23,21 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import worker
 from .worker import (
+    HANG_MARKERS,
+    HANG_SIGNAL,
     PARENT_DETACHED,
-    TIMEOUT_MARKER,
+    PoolGate,
     RoleTask,
     die_with_parent,
     enter_worker_process,
     fork_child_main,
     load_prctl,
     run_role,
-    signal_event,
 )
 
-#: Time the parent grants beyond the deadline for a worker's watchdog to dump its stack.
+#: Time a worker gets, after the parent sends it HANG_SIGNAL, to dump its stack and die.
 GRACE_S = 2.0
 PLACEMENTS = ("fork", "spawn", "forkserver", "thread")
 #: How long a fresh spawn/forkserver worker may take to boot, and to import a task's module.
@@ -76,18 +79,18 @@ def _read(path: str, limit: int = 20000) -> str:
 
 def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> RoleOutcome:
     """Turn a worker's result file and exit status into a :class:`RoleOutcome`."""
-    output = _read(task.file("out"))
     try:
         with open(task.file("result"), "rb") as f:
             data = pickle.load(f)
     except FileNotFoundError:
         data = None
-    if data is not None:
+    if data is not None:  # its output matters only when it left no result (hang, crash)
         if data["status"] == "ok":
-            return RoleOutcome(task.proc, "ok", value=data["value"], output=output)
+            return RoleOutcome(task.proc, "ok", value=data["value"])
         return RoleOutcome(task.proc, "raised", error_type=data["type"], message=data["message"],
-                           errno=data["errno"], traceback=data["traceback"], output=output)
-    if killed_by_us or TIMEOUT_MARKER in output:
+                           errno=data["errno"], traceback=data["traceback"])
+    output = _read(task.file("out"))
+    if killed_by_us:
         return RoleOutcome(task.proc, "hung", output=output)
     if wait_status is not None and os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
@@ -106,15 +109,11 @@ def _signal_name(sig: int) -> str:
 
 
 def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
-    """Drop the parent's references, then let the workers past their opens."""
+    """Drop the parent's references to the channel (workers wait for this past their opens)."""
     from .run import parent_guard
 
-    try:
-        with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
-            channel.detach()
-    finally:
-        if tasks:
-            signal_event(tasks[0].directory, PARENT_DETACHED)
+    with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
+        channel.detach()
 
 
 # --- fork --------------------------------------------------------------------------------
@@ -141,52 +140,62 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
         finally:
             os.close(gate_w)
             os.close(gate_r)
-    statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s + GRACE_S)
+    statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s)
     return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
 
 
-def _wait_pids(pids: List[int], end: float) -> tuple[Dict[int, int], set[int]]:
+def _wait_pids(pids: List[int], abort_at: float) -> tuple[Dict[int, int], set[int]]:
+    """Reap ``pids``; at ``abort_at`` abort those still running (they dump their stacks),
+    and SIGKILL any left GRACE_S later.  Sleeps in poll, never spins."""
     statuses: Dict[int, int] = {}
-    killed: set[int] = set()
-    pidfds = {}
+    aborted: set[int] = set()
+    pidfds: Dict[int, int] = {}
     for pid in pids:
         try:
-            pidfds[os.pidfd_open(pid)] = pid
+            pidfds[pid] = os.pidfd_open(pid)
         except (AttributeError, OSError):
             pass
     poller = select.poll()
-    for fd in pidfds:
+    for fd in pidfds.values():
         poller.register(fd, select.POLLIN)
+    kill_at = abort_at + GRACE_S
     try:
-        while len(statuses) < len(pids):
+        while True:
             for pid in pids:
                 if pid not in statuses:
                     done, status = os.waitpid(pid, os.WNOHANG)
                     if done:
                         statuses[pid] = status
-            left = end - time.monotonic()
-            if len(statuses) == len(pids):
+                        if pid in pidfds:
+                            # a reaped pidfd stays readable: polling it would spin
+                            poller.unregister(pidfds[pid])
+            pending = [pid for pid in pids if pid not in statuses]
+            if not pending:
                 break
-            if left <= 0:
-                for pid in pids:
-                    if pid not in statuses:
-                        _kill(pid)
-                        killed.add(pid)
-                        statuses[pid] = os.waitpid(pid, 0)[1]
+            now = time.monotonic()
+            if now >= abort_at and not aborted:
+                for pid in pending:
+                    _kill(pid, HANG_SIGNAL)
+                aborted.update(pending)
+            if now >= kill_at:
+                for pid in pending:
+                    _kill(pid, signal.SIGKILL)
+                    statuses[pid] = os.waitpid(pid, 0)[1]
                 break
-            if pidfds:
-                poller.poll(min(left, 1.0) * 1000)
-            else:
+            left = (abort_at if not aborted else kill_at) - now
+            if len(pidfds) == len(pids):
+                poller.poll(max(1, min(left, 1.0) * 1000))
+            else:  # no pidfd_open (Linux < 5.3): fall back to short naps
                 time.sleep(0.001)
     finally:
-        for fd in pidfds:
+        for fd in pidfds.values():
             os.close(fd)
-    return statuses, killed
+    return statuses, aborted
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int, sig: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
@@ -218,7 +227,7 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
             frame = sys._current_frames().get(th.ident or -1)
             # innermost first, as faulthandler prints it for processes
             stack = "".join(reversed(traceback.format_stack(frame))) if frame else ""
-            outcomes[task.proc] = RoleOutcome(task.proc, "hung", output=f"{TIMEOUT_MARKER}thread)\n{stack}")
+            outcomes[task.proc] = RoleOutcome(task.proc, "hung", output=f"{HANG_MARKERS[1]}thread)\n{stack}")
         else:
             outcomes[task.proc] = classify(task, 0, False)
     return outcomes
@@ -236,12 +245,16 @@ def pool_worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if task is None:
             return
-        out = enter_worker_process(task.file("out"), task.deadline_s)
-        run_role(task)
-        import faulthandler
-
-        faulthandler.cancel_dump_traceback_later()
-        out.close()
+        enter_worker_process(task.file("out"))
+        gate = PoolGate(conn)
+        worker._POOL_GATE = gate
+        try:
+            run_role(task)
+        finally:
+            worker._POOL_GATE = None
+        # Exactly one PARENT_DETACHED per task, read or not by the role.
+        if not gate.wait(BOOT_TIMEOUT_S):
+            return  # the parent is gone or stuck: this worker is of no further use
         conn.send(True)
 
 
@@ -315,21 +328,34 @@ class Pool:
 
     def _collect(self, tasks: Sequence[RoleTask], busy: List[Any], channel: Any,
                  deadline_s: float) -> Dict[str, RoleOutcome]:
-        _detach(channel, tasks)
-        # The worker's own watchdog starts when it has unpickled the task (which may
-        # import the role's module); the parent allows for that import on top.
-        end = time.monotonic() + deadline_s + GRACE_S + IMPORT_ALLOWANCE_S
-        pending = {i for i in range(len(tasks))}
+        try:
+            _detach(channel, tasks)
+        finally:
+            for _proc, conn in busy:  # let them past their opens
+                try:
+                    conn.send(PARENT_DETACHED)
+                except OSError:
+                    pass  # it died: the loop below sees that
+        # A worker unpickles its task first, which may import the role's module:
+        # allow for that on top of the deadline before aborting it.
+        abort_at = time.monotonic() + deadline_s + IMPORT_ALLOWANCE_S
+        pending = set(range(len(tasks)))
         dead: Dict[int, bool] = {}
+        aborted: set[int] = set()
         while pending:
-            left = end - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= abort_at + GRACE_S:
                 break
+            if now >= abort_at and not aborted:
+                for i in pending:  # faulthandler dumps where it is stuck, then it dies
+                    _kill(busy[i][0].pid, HANG_SIGNAL)
+                aborted.update(pending)
             owners: Dict[Any, int] = {}
             for i in pending:
                 owners[busy[i][1]] = i
                 owners[busy[i][0].sentinel] = i
-            for ready in multiprocessing.connection.wait(list(owners), timeout=left):
+            timeout = (abort_at + GRACE_S if aborted else abort_at) - now
+            for ready in multiprocessing.connection.wait(list(owners), timeout=timeout):
                 i = owners[ready]
                 if i not in pending:
                     continue
@@ -342,7 +368,7 @@ class Pool:
                     except (EOFError, OSError):
                         pass  # the worker died mid-task: fall through
                 proc.join(1)
-                dead[i] = False
+                dead[i] = i in aborted
                 pending.discard(i)
         for i in pending:
             proc, _ = busy[i]

@@ -28,7 +28,7 @@ from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope
-from .worker import TIMEOUT_MARKER, RoleTask
+from .worker import HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -146,11 +146,13 @@ def _quiet_reporter(text: object) -> None:
 
 def _stack(output: str, lines: int = 14) -> str:
     """The frames faulthandler dumped at the deadline, innermost first, for the main thread."""
-    dump = output[output.find(TIMEOUT_MARKER):] if TIMEOUT_MARKER in output else output
+    starts = [output.rfind(m) for m in HANG_MARKERS if m in output]
+    dump = output[max(starts):] if starts else output
     frames = [ln for ln in dump.splitlines() if ln.strip().startswith("File ")]
     # The harness's own frames (and Hypothesis's) say nothing about where the backend hung.
     own = [ln for ln in frames if not any(m in ln for m in _OWN_FRAMES)]
-    return "\n".join((own or frames)[:lines]) or "(no stack: the worker never started its body)"
+    return "\n".join((own or frames)[:lines]) or (
+        "(no stack: the worker never started its body, or it blocked or handled SIGABRT)")
 
 
 _OWN_FRAMES = (f"{os.sep}harness{os.sep}", f"{os.sep}hypothesis{os.sep}", "<frozen ",

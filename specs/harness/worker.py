@@ -20,8 +20,12 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from .history import FAIL, INVOKE, OK, Recorder
 
-#: Marker faulthandler prints when its timer fires; the parent reads it to say "hang".
-TIMEOUT_MARKER = "Timeout ("
+#: What the parent sends a worker still running at the deadline.  faulthandler's
+#: handler for it dumps every thread's stack to the worker's output, then the worker
+#: dies; the parent SIGKILLs it if it has not after a grace period.
+HANG_SIGNAL = signal.SIGABRT
+#: Headers that open such a dump (faulthandler's, and the thread placement's own).
+HANG_MARKERS = ("Fatal Python error: Aborted", "Timeout (")
 
 RoleFn = Callable[..., Any]
 
@@ -118,8 +122,8 @@ class Proc:
             gate = self.task.extra.get("gate_fd")
             if gate is not None:  # forked: the parent closes the gate's write end once detached
                 os.read(gate, 1)
-            else:
-                wait_for_event(self.task.directory, PARENT_DETACHED, self.deadline - time.monotonic())
+            elif _POOL_GATE is not None:  # pool worker: the parent says so on the task connection
+                _POOL_GATE.wait(self.deadline - time.monotonic())
         elif self._opened is not None:
             # Threads share the parent's descriptors: go on only once the parent has
             # dropped its copies, as a forked child would have by now.
@@ -150,7 +154,30 @@ class Proc:
             time.sleep(ms / 1000)
 
 
+#: What the parent sends a pool worker once it has dropped its references to the channel.
 PARENT_DETACHED = "__parent-detached"
+
+
+class PoolGate:
+    """A pool worker's end of the parent's one :data:`PARENT_DETACHED` message per task."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._passed = False
+        self._lock = threading.Lock()  # a role may open endpoints from several threads
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the parent has detached (at most ``timeout``); True once it has."""
+        with self._lock:
+            if not self._passed and self._conn.poll(max(0.0, timeout)):
+                if self._conn.recv() != PARENT_DETACHED:
+                    raise RuntimeError("pool worker out of step with its parent")
+                self._passed = True
+            return self._passed
+
+
+#: Set by a pool worker around each task it runs.
+_POOL_GATE: Optional[PoolGate] = None
 
 
 def signal_event(directory: str, event: str) -> None:
@@ -160,12 +187,13 @@ def signal_event(directory: str, event: str) -> None:
 
 def wait_for_event(directory: str, event: str, timeout: Optional[float] = None) -> bool:
     path = os.path.join(directory, f"ev-{event}")
-    pause, end = 0.0002, None if timeout is None else time.monotonic() + timeout
+    # Polling a tmpfs file costs microseconds; a short cap keeps the wake-up latency low.
+    pause, end = 0.0001, None if timeout is None else time.monotonic() + timeout
     while not os.path.exists(path):
         if end is not None and time.monotonic() > end:
             return False
         time.sleep(pause)
-        pause = min(pause * 2, 0.005)
+        pause = min(pause * 2, 0.001)
     return True
 
 
@@ -225,25 +253,18 @@ def die_with_parent() -> None:
         _PRCTL(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
-def enter_worker_process(out_path: str, deadline_s: float) -> Any:
-    """Redirect stdout/stderr to ``out_path`` and arm the hang watchdog.
+def enter_worker_process(out_path: str) -> None:
+    """Send stdout/stderr to ``out_path`` and make fatal signals dump the stack there.
 
-    faulthandler dumps every thread's stack to that file and exits the
-    process when the deadline passes, so the parent can say where it hung.
+    The hang watchdog is the parent: at the deadline it sends :data:`HANG_SIGNAL`,
+    whose faulthandler handler writes where the worker is stuck.  (A watchdog
+    thread in every worker cost more than the rest of its set-up together.)
     """
-    out = open(out_path, "w", buffering=1)
-    os.dup2(out.fileno(), 1)
-    os.dup2(out.fileno(), 2)
-    faulthandler.enable(file=out)
-    # The watchdog thread blocks every signal only once it first runs; until then
-    # it would take process-directed signals meant for a role that blocked them
-    # (and die of an unhandled real-time one).  Create it with all signals blocked.
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        faulthandler.dump_traceback_later(deadline_s, exit=True, file=out)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    return out
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    faulthandler.enable(file=2, all_threads=True)
 
 
 def fork_child_main(task: RoleTask, gate_w: int) -> None:
@@ -253,7 +274,7 @@ def fork_child_main(task: RoleTask, gate_w: int) -> None:
         os.close(gate_w)  # only the parent may hold it, or the gate never opens
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
-        enter_worker_process(task.file("out"), task.deadline_s)
+        enter_worker_process(task.file("out"))
         run_role(task)
     except BaseException:
         code = 70
