@@ -2,12 +2,18 @@
 extra CPU load, and count false failures and leaked objects (the targets are 0 and 0).
 
 Every reference backend passes every invariant it claims, so any failure here is a
-false failure: a flaky check or a harness that breaks under load.  After each run the
-script looks for what the run may have left behind: /dev/shm entries and temporary
-roots of the suite, and System V objects that were not there before.
+false failure: a flaky check or a harness that breaks under load.  Each run gets its
+own name tag (``IPCC_RUN_TAG``) and its own scratch directory (``IPCC_TMPDIR``), so
+that what it leaves can be told from what other runs on the machine are using:
+
+* /dev/shm and /dev/mqueue entries whose names carry the run's tag;
+* anything left in the run's scratch directory (roots, FIFOs, socket files);
+* processes still alive with the run's tag in their environment (workers);
+* System V objects that appeared during the run and are still there a few seconds
+  later (they carry no name, so this one can also count another program's).
 
 Usage: python benchmarks/soak.py [--runs 20] [--load 2] [--profile fast] [-- pytest args]
-Takes about 5 minutes a run on a 2-core machine.
+Takes 5-10 minutes a run on a 2-core machine under the default load.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,17 +35,37 @@ def burn() -> None:
         pass
 
 
-def leftovers() -> Set[str]:
-    found = {f"/dev/shm/{e}" for e in os.listdir("/dev/shm") if "ipcc" in e}
-    found |= {os.path.join(tempfile.gettempdir(), e) for e in os.listdir(tempfile.gettempdir())
-              if e.startswith("ipcc-")}
+def sysv_objects() -> Set[str]:
+    found: Set[str] = set()
     for table in ("msg", "sem", "shm"):
         try:
             with open(f"/proc/sysvipc/{table}") as f:
-                found |= {f"sysv {table} {row.split()[1]}" for row in f.read().splitlines()[1:] if row.split()}
+                found |= {f"sysv {table} id {row.split()[1]}" for row in f.read().splitlines()[1:] if row.split()}
         except OSError:
             pass
     return found
+
+
+def tagged_processes(tag: str) -> Set[str]:
+    needle = f"IPCC_RUN_TAG={tag}".encode()
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read():
+                    found.add(f"process {pid}")
+        except OSError:
+            pass
+    return found
+
+
+def leftovers(tag: str, scratch: str) -> Set[str]:
+    found = set()
+    for directory in ("/dev/shm", "/dev/mqueue"):
+        if os.path.isdir(directory):
+            found |= {f"{directory}/{e}" for e in os.listdir(directory) if tag in e}
+    found |= {os.path.join(scratch, e) for e in os.listdir(scratch)}
+    return found | tagged_processes(tag)
 
 
 def main() -> int:
@@ -50,23 +78,27 @@ def main() -> int:
     burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.load)]
     for b in burners:
         b.start()
-    false_failures, leaks, lines = 0, 0, []
+    false_failures, leaks = 0, 0
     try:
         for run in range(1, args.runs + 1):
-            before = leftovers()
+            tag = f"soak{secrets.token_hex(4)}"
+            scratch = tempfile.mkdtemp(prefix="ipcc-soak-")
+            sysv_before = sysv_objects()
+            env = dict(os.environ, IPCC_RUN_TAG=tag, IPCC_TMPDIR=scratch)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-n", "2", "-q",
                    "-p", "no:cacheprovider", "--ipc-profile", args.profile, *args.pytest_args]
-            out = subprocess.run(cmd, capture_output=True, text=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
-            new = sorted(leftovers() - before)
+            time.sleep(3)  # let other users of System V objects finish theirs
+            new = sorted(leftovers(tag, scratch) | (sysv_objects() - sysv_before))
+            shutil.rmtree(scratch, ignore_errors=True)
             false_failures += out.returncode != 0
             leaks += len(new)
-            lines.append(f"run {run:2d}: exit {out.returncode} in {time.monotonic() - t:5.0f}s  {summary}"
-                         + (f"  LEFT: {new}" if new else ""))
-            print(lines[-1], flush=True)
+            print(f"run {run:2d}: exit {out.returncode} in {time.monotonic() - t:5.0f}s  {summary}"
+                  + (f"  LEFT: {new}" if new else ""), flush=True)
             if out.returncode != 0:
-                marks = ("FAIL ", "ERROR ", "FLAKY ")
+                marks = ("FAIL ", "ERROR ", "FLAKY ", "FAILED ")
                 failed: List[str] = [ln for ln in out.stdout.splitlines() if ln.startswith(marks)]
                 print("\n".join("    " + ln for ln in failed[:20]), flush=True)
     finally:

@@ -52,12 +52,16 @@ def worker_tag() -> str:
     or two tox environments) both have a ``gw0``, and the leak audit of one would
     take the other's objects for its own.  The tag is made once per worker and
     kept in the environment, so processes forked or spawned from it share it.
+    A tag set from outside (``IPCC_RUN_TAG``, as the soak script does) is kept,
+    with the xdist worker id appended, since workers inherit the controller's.
     """
-    tag = os.environ.get(RUN_TAG_ENV)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    tag = os.environ.get(RUN_TAG_ENV, "")
     if not tag:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        tag = f"{worker}{secrets.token_hex(4)}"
-        os.environ[RUN_TAG_ENV] = tag
+        tag = f"{worker or 'main'}{secrets.token_hex(4)}"
+    elif worker and worker not in tag:
+        tag = f"{tag}{worker}"
+    os.environ[RUN_TAG_ENV] = tag
     return tag
 
 

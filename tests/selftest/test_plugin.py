@@ -77,7 +77,9 @@ def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str,
     (tmp / "badbackends.py").write_text(BAD_MODULE)
     (tmp / "raises_at_import.py").write_text("raise RuntimeError('boom at import')\n")
     (tmp / "exits_at_import.py").write_text("raise SystemExit(3)\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp), TMPDIR=str(tmp / "tmp"), **dict(env_extra))
+    # Roots go to IPCC_TMPDIR (else /dev/shm): point both there, so the test sees all.
+    env = dict(os.environ, PYTHONPATH=str(tmp), TMPDIR=str(tmp / "tmp"), IPCC_TMPDIR=str(tmp / "tmp"),
+               **dict(env_extra))
     (tmp / "tmp").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider",
            "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
@@ -156,7 +158,8 @@ def test_sigint_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path) -> No
     tag = f"t{os.getpid()}int"
     (tmp_path / "badbackends.py").write_text(BAD_MODULE)
     (tmp_path / "tmp").mkdir()
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
+               IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
            "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingBackend", "-k", "eof_after_last"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
