@@ -49,6 +49,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default=None, choices=["fast", "ci", "thorough"])
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS")
     p.add_argument("--placements", default=None, metavar="LIST")
+    p.add_argument("--replays", type=int, default=None, metavar="N",
+                   help="replays of a failing minimal example (FAIL if all fail, else FLAKY)")
+    p.add_argument("--worker-memory", type=int, default=None, metavar="MIB",
+                   help="private memory a worker process may allocate (0: no cap)")
     p.add_argument("--report", default=None, metavar="PATH", help="write JSON (or Markdown for .md)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
@@ -71,7 +75,9 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
     for spec in ns.backend:
         argv += ["--ipc-backend", spec]
     for opt, value in (("--ipc-profile", ns.profile), ("--ipc-deadline", ns.deadline),
-                       ("--ipc-placements", ns.placements), ("--ipc-report", ns.report), ("-k", ns.keyword)):
+                       ("--ipc-placements", ns.placements), ("--ipc-replays", ns.replays),
+                       ("--ipc-worker-memory", ns.worker_memory),
+                       ("--ipc-report", ns.report), ("-k", ns.keyword)):
         if value is not None:
             argv += [opt, str(value)]
     return argv + list(ns.pytest_args)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 PROFILES = ("ci", "fast", "thorough")
 PLACEMENTS = ("fork", "spawn", "forkserver", "thread")
 DEFAULT_DEADLINE_S = 10.0
+# The same as ipc_specs' (not imported here: the plugin loads without Hypothesis).
+DEFAULT_REPLAYS = 3
+DEFAULT_WORKER_MEMORY_MIB = 2048
 _STATE: Dict[str, Any] = {}
 
 
@@ -41,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how many Hypothesis examples per check: fast (default), ci, thorough; env IPC_PROFILE")
     group.addoption("--ipc-deadline", type=float, default=float(os.environ.get("IPC_DEADLINE", DEFAULT_DEADLINE_S)),
                     metavar="SECONDS", help="per-example deadline after which a worker counts as hung")
+    group.addoption("--ipc-replays", type=int, default=int(os.environ.get("IPC_REPLAYS", DEFAULT_REPLAYS)),
+                    metavar="N", help="replays of a failing minimal example: FAIL if all fail, else FLAKY with "
+                    "the rate; env IPC_REPLAYS")
+    group.addoption("--ipc-worker-memory", type=int, metavar="MIB",
+                    default=int(os.environ.get("IPC_WORKER_MEMORY", DEFAULT_WORKER_MEMORY_MIB)),
+                    help="private memory a worker process may allocate (RLIMIT_DATA above its start size; "
+                    "0: no cap); env IPC_WORKER_MEMORY")
     group.addoption("--ipc-placements", default=",".join(PLACEMENTS), metavar="LIST",
                     help=f"comma-separated subset of {','.join(PLACEMENTS)}")
 
@@ -60,6 +70,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--ipc-placements: unknown {unknown}; expected a subset of {list(PLACEMENTS)}")
     if config.getoption("ipc_deadline") <= 0:
         raise pytest.UsageError("--ipc-deadline must be a positive number of seconds")
+    if config.getoption("ipc_replays") < 0:
+        raise pytest.UsageError("--ipc-replays must be 0 or more")
+    if config.getoption("ipc_worker_memory") < 0:
+        raise pytest.UsageError("--ipc-worker-memory must be 0 (no cap) or a number of MiB")
     _STATE.update(placements=placements, collector=rpt.Collector(), harness=None, items=None)
     if not hasattr(config, "workerinput"):  # the controller cleans up after crashed runs
         from ipc_specs.harness.resources import sweep_debris
@@ -115,7 +129,9 @@ def harness(config: pytest.Config) -> Harness:
 
     if _STATE.get("harness") is None:
         _STATE["harness"] = Harness(deadline_s=config.getoption("ipc_deadline"),
-                                    profile=config.getoption("ipc_profile"))
+                                    profile=config.getoption("ipc_profile"),
+                                    replays=config.getoption("ipc_replays"),
+                                    worker_memory_mib=config.getoption("ipc_worker_memory"))
     return _STATE["harness"]
 
 
@@ -243,7 +259,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     from . import report as rpt
 
-    verdict, detail, counterexample = _verdict(report, call)
+    verdict, detail, counterexample, replays = _verdict(report, call)
     reproduce = ""
     if verdict in ("fail", "flaky", "error"):
         reproduce = _reproduce_command(item, case)
@@ -254,10 +270,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         ("ipc_backend", case.backend.name), ("ipc_invariant", case.invariant.id),
         ("ipc_placement", case.placement), ("ipc_verdict", verdict), ("ipc_detail", detail),
         ("ipc_examples", case.examples), ("ipc_counterexample", counterexample), ("ipc_reproduce", reproduce),
+        ("ipc_replays", replays),
     ]
 
 
-def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str, str]:
+def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[str, str, str, Any]:
+    """``(verdict, detail, counterexample, replays)``; replays is ``{"runs", "failed"}`` or None."""
     from ipc_specs import Violation
 
     from . import report as rpt
@@ -265,16 +283,18 @@ def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[st
     if report.skipped:
         reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
         reason = reason.replace("Skipped: ", "")
-        return ("unresolved" if reason.startswith("unresolved") else "unsupported"), reason, ""
+        return ("unresolved" if reason.startswith("unresolved") else "unsupported"), reason, "", None
     if report.passed:
-        return "pass", "", ""
+        return "pass", "", "", None
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, Violation):
         notes = "\n".join(getattr(exc, "__notes__", []))
-        verdict = "flaky" if getattr(exc, "flaky", False) else "fail"
-        return verdict, f"got={exc.got}, but should be {exc.expected} [{exc.call}]", f"{exc}\n{notes}".strip()
+        verdict = "flaky" if exc.flaky else "fail"
+        replays = {"failed": exc.replays[0], "runs": exc.replays[1]} if exc.replays else None
+        return (verdict, f"got={exc.got}, but should be {exc.expected} [{exc.call}]", f"{exc}\n{notes}".strip(),
+                replays)
     text = f"{type(exc).__name__}: {exc}" if exc is not None else str(report.longrepr)
-    return "error", rpt.first_line(text), str(report.longrepr)[-4000:]
+    return "error", rpt.first_line(text), str(report.longrepr)[-4000:], None
 
 
 def _reproduce_command(item: pytest.Item, case: IpcCase) -> str:
@@ -312,7 +332,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     path = config.getoption("ipc_report")
     if path:
         collector.write(path, {"profile": config.getoption("ipc_profile"),
-                               "deadline_s": config.getoption("ipc_deadline")})
+                               "deadline_s": config.getoption("ipc_deadline"),
+                               "replays": config.getoption("ipc_replays")})
         tr.write_line(f"report written to {path}")
 
 

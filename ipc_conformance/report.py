@@ -10,19 +10,22 @@ JSON schema (``schema: "ipc-conformance-report/1"``)::
       "versions": {"python", "platform", "ipc_conformance", "hypothesis", "pytest",
                    "posix_ipc", "sysv_ipc", "pyarrow"},      # "not installed" when absent
       "limits": {name: value},                                 # ipc_specs.limits.probe()
-      "settings": {"profile": str, "deadline_s": float},
+      "settings": {"profile": str, "deadline_s": float, "replays": int},
       "debris_removed": [str],                                 # left by earlier crashed runs
       "backends": {name: {"kind", "wiring", "capabilities": [str], "source": str}},
       "load_problems": [{"source": str, "message": str}],
       "results": [{"backend", "invariant", "family", "level", "rule", "source",
                    "verdict": "pass"|"fail"|"flaky"|"error"|"unsupported"|"unresolved",
                    "placements": {placement: {"verdict", "detail", "examples": int,
-                                              "counterexample": str, "reproduce": str}}}],
+                                              "counterexample": str, "reproduce": str,
+                                              "replays": {"runs": int, "failed": int} | null}}}],
       "summary": {verdict: count}
     }
 
 A (backend, invariant) verdict combines its placements: the worst one wins, in
-the order error > fail > flaky > unresolved > pass > unsupported.
+the order error > fail > flaky > unresolved > pass > unsupported.  A failing
+minimal example is replayed ``replays`` times: "fail" when every replay failed,
+"flaky" otherwise, with the count in ``replays``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Collector:
             "examples": props.get("ipc_examples", 0),
             "counterexample": props.get("ipc_counterexample", ""),
             "reproduce": props.get("ipc_reproduce", ""),
+            "replays": props.get("ipc_replays"),
         }
 
     def summary(self) -> Dict[str, int]:
@@ -120,7 +124,9 @@ class Collector:
         for (backend, inv_id), cell in sorted(self.cells.items()):
             for placement, p in sorted(cell.placements.items()):
                 if p["verdict"] in ("fail", "flaky", "error"):
-                    lines.append(f"{SHORT[p['verdict']]} {backend} / {inv_id} [{placement}]: {p['detail']}")
+                    rate = p.get("replays")
+                    seen = f" (minimal example failed {rate['failed']} of {rate['runs']} replays)" if rate else ""
+                    lines.append(f"{SHORT[p['verdict']]} {backend} / {inv_id} [{placement}]{seen}: {p['detail']}")
                     if p["reproduce"]:
                         lines.append(f"    reproduce: {p['reproduce']}")
         return lines

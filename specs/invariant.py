@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from .harness.run import Case
@@ -47,10 +47,22 @@ class Violation(AssertionError):
         self.expected = expected
         self.call = call
         self.history = history
+        #: True when replays of the minimal example did not all fail (see :meth:`replayed`).
+        self.flaky = False
+        #: ``(failed, runs)``: how the minimal example fared when the harness replayed it.
+        self.replays: Optional[Tuple[int, int]] = None
         text = f"[{invariant}] got={got}, but should be {expected} [{call}]"
         if history:
             text += "\n" + history
         super().__init__(text)
+
+    def replayed(self, failed: int, runs: int, *, flaky: bool) -> Violation:
+        """Record how replays of the minimal example went; ``flaky`` unless each failed."""
+        self.replays = (failed, runs)
+        self.flaky = flaky
+        verdict = "FLAKY" if flaky else "FAIL"
+        self.args = (f"{self.args[0]}\n({verdict}: the minimal example failed {failed} of {runs} replays)",)
+        return self
 
 
 class Unsupported(Exception):

@@ -122,8 +122,12 @@ def leaks(before: Snapshot, after: Snapshot, *, ignore_children: FrozenSet[int] 
           ignore_fds: FrozenSet[int] = frozenset()) -> List[str]:
     """What ``after`` has that ``before`` did not, one readable line per object."""
     found: List[str] = []
+    by_target: Dict[str, List[int]] = {}
     for fd in sorted(after.fds - before.fds - ignore_fds):
-        found.append(f"file descriptor {fd} -> {_describe_fd(fd)}")
+        by_target.setdefault(_describe_fd(fd), []).append(fd)
+    for target, fds in by_target.items():  # one line per file: a leak per example makes many
+        numbers = ", ".join(map(str, fds[:5])) + (f", … ({len(fds)} in all)" if len(fds) > 5 else "")
+        found.append(f"file descriptor{'s' if len(fds) > 1 else ''} {numbers} -> {target}")
     for pid in sorted(after.children - before.children - ignore_children):
         state = "zombie" if pid in after.zombies else "running"
         found.append(f"child process {pid} ({state})")

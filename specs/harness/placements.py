@@ -30,6 +30,8 @@ from .worker import (
     PARENT_DETACHED,
     PoolGate,
     RoleTask,
+    cap_memory,
+    data_size,
     die_with_parent,
     enter_worker_process,
     fork_child_main,
@@ -123,6 +125,8 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
     # having dropped its own copies, closes the write end (EOF wakes them all at once).
     gate_r, gate_w = os.pipe()
     load_prctl()
+    # Children start as copies of this process: their cap is our size plus the allowance.
+    base = data_size() if any(t.memory_allowance for t in tasks) else 0
     try:
         with warnings.catch_warnings():
             # 3.12+ warns about fork() in a process with threads; the child only runs
@@ -130,6 +134,8 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
             warnings.simplefilter("ignore", DeprecationWarning)
             for task in tasks:
                 task.extra["gate_fd"] = gate_r
+                if task.memory_allowance:
+                    task.extra["data_limit"] = base + task.memory_allowance
                 pid = os.fork()
                 if pid == 0:
                     fork_child_main(task, gate_w)
@@ -245,6 +251,8 @@ def pool_worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if task is None:
             return
+        if task.memory_allowance:
+            cap_memory(data_size() + task.memory_allowance)
         enter_worker_process(task.file("out"))
         gate = PoolGate(conn)
         worker._POOL_GATE = gate

@@ -11,6 +11,7 @@ import ctypes
 import faulthandler
 import os
 import pickle
+import resource
 import signal
 import threading
 import time
@@ -42,6 +43,8 @@ class RoleTask:
     mode: str  # "fork", "pool" or "thread"
     deadline_s: float
     opens: bool = True
+    #: Private memory the worker may allocate beyond what it has at the start (0: no cap).
+    memory_allowance: int = 0
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def file(self, what: str) -> str:
@@ -267,6 +270,33 @@ def enter_worker_process(out_path: str) -> None:
     faulthandler.enable(file=2, all_threads=True)
 
 
+def data_size() -> int:
+    """This process's VmData in bytes: heap and private mappings, what RLIMIT_DATA counts."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmData:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cap_memory(limit: int) -> None:
+    """Cap this worker's private memory at ``limit`` bytes (soft RLIMIT_DATA).
+
+    A backend that allocates without bound then gets MemoryError in its own
+    worker, reported like any other exception, instead of pushing the machine
+    into swap or the OOM killer.  Shared mappings (shm, mmap of files) do not count.
+    """
+    if limit <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
 def fork_child_main(task: RoleTask, gate_w: int) -> None:
     """Body of a forked worker; never returns."""
     code = 0
@@ -274,6 +304,7 @@ def fork_child_main(task: RoleTask, gate_w: int) -> None:
         os.close(gate_w)  # only the parent may hold it, or the gate never opens
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
+        cap_memory(task.extra.get("data_limit", 0))
         enter_worker_process(task.file("out"))
         run_role(task)
     except BaseException:

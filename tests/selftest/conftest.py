@@ -11,7 +11,7 @@ from ipc_specs import Harness
 
 @pytest.fixture(scope="module")
 def quick_harness() -> Iterator[Harness]:
-    """A short deadline, no shrinking, derandomized examples: verdicts, fast and repeatable."""
-    h = Harness(deadline_s=3.0, profile="ci", shrink=False)  # derandomized: the same examples every run
+    """A short deadline, no shrinking, derandomized examples, one replay: verdicts, fast and repeatable."""
+    h = Harness(deadline_s=3.0, profile="ci", shrink=False, replays=1)  # derandomized: the same examples every run
     yield h
     assert h.close() == []

@@ -7,9 +7,10 @@ import signal
 import stat
 import tempfile
 import time
-from typing import Any, FrozenSet, Iterator
+from typing import Any, FrozenSet, Iterator, List
 
 import pytest
+from hypothesis import strategies as st
 
 from ipc_specs import Harness, Role, Violation
 from ipc_specs.harness.placements import PLACEMENTS
@@ -54,6 +55,17 @@ def exits_early(proc: Proc) -> None:
 
 def returns(proc: Proc, value: Any) -> Any:
     return value
+
+
+def hoards(proc: Proc) -> None:
+    hoard = []
+    while True:
+        hoard.append(b"x" * (8 << 20))
+
+
+def blocks_sigabrt_and_sleeps(proc: Proc) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGABRT})
+    proc.call("block", time.sleep, 3600)
 
 
 @pytest.fixture
@@ -101,6 +113,54 @@ def test_early_exit_is_reported_with_its_code(harness: Harness) -> None:
 def test_every_placement_returns_values(harness: Harness, placement: str) -> None:
     out = _case(harness, placement).run([Role(f"P{i}", returns, (i,)) for i in range(4)])
     assert out.values() == {f"P{i}": i for i in range(4)}
+
+
+def test_a_hang_that_blocks_the_abort_signal_is_still_ended(harness: Harness) -> None:
+    with pytest.raises(HangFound) as found:  # SIGKILL after the grace period
+        _case(harness).run([Role("P", blocks_sigabrt_and_sleeps)])
+    assert "P hung in block" in found.value.violation.got
+    assert "no stack" in str(found.value.violation)
+
+
+@pytest.mark.parametrize("placement", ["fork", "spawn"])
+def test_unbounded_allocation_is_a_memory_error_in_the_worker(placement: str) -> None:
+    h = Harness(deadline_s=30, shrink=False, worker_memory_mib=64)
+    try:
+        out = _case(h, placement).run([Role("P", hoards)])
+        with pytest.raises(Violation, match="raised MemoryError"):
+            out.value("P")
+    finally:
+        assert h.close() == []
+
+
+def _always_fails(case: Any) -> Any:
+    def body(x: int) -> None:
+        raise Violation(case.invariant.id, got="x", expected="y", call="z")
+    return body
+
+
+def test_a_failure_every_replay_repeats_is_fail(harness: Harness) -> None:
+    case = _case(harness)
+    with pytest.raises(Violation) as caught:
+        case.explore(_always_fails(case), x=st.just(1))
+    assert caught.value.replays == (3, 3) and not caught.value.flaky
+    assert "FAIL: the minimal example failed 3 of 3 replays" in str(caught.value)
+
+
+def test_a_failure_some_replays_do_not_repeat_is_flaky_with_its_rate(harness: Harness) -> None:
+    case = _case(harness)
+    calls: List[int] = []
+
+    def every_other(x: int) -> None:
+        calls.append(x)
+        if len(calls) % 2 == 0:
+            raise Violation(case.invariant.id, got="x", expected="y", call="z")
+
+    with pytest.raises(Violation) as caught:
+        case.explore(every_other, x=st.integers(0, 3))
+    failed, runs = caught.value.replays or (0, 0)
+    assert caught.value.flaky and runs == 3 and failed < runs
+    assert f"FLAKY: the minimal example failed {failed} of 3 replays" in str(caught.value)
 
 
 def test_pool_workers_are_reused_after_a_hang(harness: Harness) -> None:
