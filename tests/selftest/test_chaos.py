@@ -1,0 +1,66 @@
+"""The chaos gallery through the pytest plugin: a verdict for each, nothing left behind.
+
+One pytest run checks every chaos backend (``ipc_impls.broken.chaos``) the way a
+backend author would run the suite, in its own session with a private TMPDIR
+and name tag.  Then: each backend got the verdict it must get with the detail
+that explains it, the run ended (a hang is bounded by the deadline, not by this
+test's timeout), and no process, /dev/shm entry or scratch file survived it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Dict
+
+import pytest
+
+from ipc_impls.broken.chaos import CHAOS, CHECKED, Chaos
+
+from .test_plugin import assert_nothing_left
+
+
+@pytest.fixture(scope="module")
+def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("chaos")
+    (tmp / "tmp").mkdir()
+    tag = f"t{os.getpid()}chaos"
+    env = dict(os.environ, TMPDIR=str(tmp / "tmp"), IPCC_TMPDIR=str(tmp / "tmp"), IPCC_RUN_TAG=tag)
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
+           "--ipc-deadline", "3", "--ipc-worker-memory", "256", "--ipc-placements", "fork",
+           "--ipc-backend", "ipc_impls.broken.chaos:BACKENDS", "-k", CHECKED, "--ipc-report", str(tmp / "r.json")]
+    proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    output = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 1, output  # failures, not a crash or an internal error (3) of pytest
+    report = json.loads((tmp / "r.json").read_text())
+    return {"tmp": tmp, "tag": tag, "sid": proc.pid, "output": output,
+            "results": {r["backend"]: r for r in report["results"]}}
+
+
+@pytest.mark.parametrize("chaos", CHAOS, ids=[c.backend.name for c in CHAOS])
+def test_chaos_backend_gets_its_verdict(chaos: Chaos, chaos_run: Dict[str, Any]) -> None:
+    result = chaos_run["results"][chaos.backend.name]
+    placement = result["placements"]["fork"]
+    assert result["invariant"] == CHECKED
+    assert placement["verdict"] == chaos.verdict, placement
+    text = placement["detail"] + "\n" + placement["counterexample"]
+    assert chaos.shows in text, text[:2000]
+
+
+def test_a_flaky_backend_reports_its_rate(chaos_run: Dict[str, Any]) -> None:
+    placement = chaos_run["results"]["chaos-fails-every-other-example"]["placements"]["fork"]
+    rate = placement["replays"]
+    assert rate["runs"] == 3 and 0 <= rate["failed"] < rate["runs"], rate
+    assert "FLAKY" in chaos_run["output"]
+
+
+def test_a_leak_is_listed_and_cleaned(chaos_run: Dict[str, Any]) -> None:
+    detail = chaos_run["results"]["chaos-leaks-objects"]["placements"]["fork"]["counterexample"]
+    assert "/dev/shm/ipcc_" in detail and "-> /dev/null" in detail, detail[:2000]
+
+
+def test_chaos_leaves_nothing_behind(chaos_run: Dict[str, Any]) -> None:
+    assert_nothing_left(chaos_run["tmp"], chaos_run["tag"], session=chaos_run["sid"])
