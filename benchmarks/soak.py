@@ -64,7 +64,10 @@ def leftovers(tag: str, scratch: str) -> Set[str]:
     for directory in ("/dev/shm", "/dev/mqueue"):
         if os.path.isdir(directory):
             found |= {f"{directory}/{e}" for e in os.listdir(directory) if tag in e}
-    found |= {os.path.join(scratch, e) for e in os.listdir(scratch)}
+    if os.path.isdir(scratch):
+        found |= {os.path.join(scratch, e) for e in os.listdir(scratch)}
+    else:
+        found.add(f"{scratch} (removed during the run by someone else)")
     return found | tagged_processes(tag)
 
 
@@ -82,7 +85,7 @@ def main() -> int:
     try:
         for run in range(1, args.runs + 1):
             tag = f"soak{secrets.token_hex(4)}"
-            scratch = tempfile.mkdtemp(prefix="ipcc-soak-")
+            scratch = tempfile.mkdtemp(prefix="soak-")  # not "ipcc-": that is the roots' namespace
             sysv_before = sysv_objects()
             env = dict(os.environ, IPCC_RUN_TAG=tag, IPCC_TMPDIR=scratch)
             t = time.monotonic()

@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -203,6 +204,10 @@ def remove_journalled(journal: str) -> List[str]:
     return problems
 
 
+#: A root-like directory without an owner file is swept only when it is at least this old.
+ORPHAN_AGE_S = 3600.0
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -232,11 +237,19 @@ def sweep_debris(parent: Optional[str] = None) -> List[str]:
         if not entry.startswith(ROOT_PREFIX) or os.path.islink(root) or not os.path.isdir(root):
             continue
         try:
-            if os.stat(root).st_uid != os.getuid():
-                continue
+            st = os.stat(root)
+        except OSError:
+            continue  # gone meanwhile
+        if st.st_uid != os.getuid():
+            continue
+        try:
             with open(os.path.join(root, "owner")) as f:
                 owner = int(f.read().strip() or "0")
         except (OSError, ValueError):
+            # No owner yet: a root being made this instant (mkdtemp, then "owner"), or
+            # not a root at all.  Only a stale one is debris.
+            if time.time() - st.st_mtime < ORPHAN_AGE_S:
+                continue
             owner = 0
         if owner and _pid_alive(owner):
             continue

@@ -212,6 +212,18 @@ def test_debris_of_a_dead_owner_is_swept_with_its_journalled_objects(tmp_path: A
     assert len(lines) == 1 and not os.path.exists(root.path)
 
 
+def test_a_root_without_owner_is_swept_only_when_stale(tmp_path: Any) -> None:
+    fresh = tmp_path / "ipcc-being-made"  # mkdtemp done, "owner" not written yet
+    fresh.mkdir(mode=0o700)
+    stale = tmp_path / "ipcc-stale"
+    stale.mkdir(mode=0o700)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    lines = sweep_debris(str(tmp_path))
+    assert fresh.is_dir() and not stale.exists()
+    assert len(lines) == 1 and "ipcc-stale" in lines[0]
+
+
 def test_live_roots_are_not_swept(tmp_path: Any) -> None:
     root = ResourceRoot(parent=str(tmp_path))
     assert sweep_debris(str(tmp_path)) == []
