@@ -316,7 +316,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         collector.add(props)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller sweeps again at the end: an xdist worker that died mid-run (OOM
+    killer, SIGKILL) could not remove its root or its journalled objects itself."""
+    collector = _STATE.get("collector")
+    if hasattr(session.config, "workerinput") or collector is None:
+        return
+    from ipc_specs.harness.resources import sweep_debris
+
+    late = sweep_debris()
+    collector.debris += late
+    _STATE["late_debris"] = late
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    for line in _STATE.get("late_debris", []):
+        terminalreporter.write_line(f"ipc-conformance: removed debris of a worker of this run that died: {line}")
     collector = _STATE.get("collector")
     if collector is None or (not collector.cells and not collector.load_problems):
         return

@@ -68,6 +68,16 @@ class HangingBackend(PipeBackend):
     def setup(self, scope):
         return ReaderHangs()
 
+class HangingNamedBackend(PipeBackend):
+    """Hangs like HangingBackend, holding a journalled POSIX shm object meanwhile."""
+    name = "hanging-named"
+    def setup(self, scope):
+        import os
+        name = scope.name()
+        os.close(os.open("/dev/shm/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        scope.register("posix_shm", name, lambda: os.unlink("/dev/shm/" + name))
+        return ReaderHangs()
+
 TWINS = [PipeBackend(), PipeBackend()]
 '''
 
@@ -202,4 +212,39 @@ def assert_nothing_left(tmp: Path, tag: str, session: int = 0) -> None:
     if session:
         assert not session_members(session), "worker processes outlived the run"
     assert not [e for e in os.listdir("/dev/shm") if tag in e]
-    assert os.listdir(tmp / "tmp") == [], textwrap.shorten(str(os.listdir(tmp / "tmp")), 200)
+    # pytest-xdist makes pytest's own base temp dir when it replaces a dead worker; pytest keeps those.
+    left = [e for e in os.listdir(tmp / "tmp") if not e.startswith("pytest-of-")]
+    assert left == [], textwrap.shorten(str(left), 200)
+
+
+def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(tmp_path: Path) -> None:
+    tag = f"t{os.getpid()}kill"
+    (tmp_path / "badbackends.py").write_text(BAD_MODULE)
+    (tmp_path / "tmp").mkdir()
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
+               IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
+           "-n", "2", "--ipc-deadline", "60", "--ipc-placements", "fork",
+           "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    owner = wait_for_example(tmp_path / "tmp", tag)
+    assert owner, "no example started"
+    os.kill(owner, signal.SIGKILL)  # the xdist worker running it, as the OOM killer would
+    output = proc.communicate(timeout=120)[0].decode()
+    assert "crashed" in output, output  # pytest-xdist's own report of the dead worker
+    assert "removed debris of a worker of this run that died" in output, output
+    assert_nothing_left(tmp_path, tag, session=proc.pid)
+
+
+def wait_for_example(scratch: Path, tag: str, timeout: float = 60) -> int:
+    """The pid owning the root in which an example holds its journalled object."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if [e for e in os.listdir("/dev/shm") if tag in e]:
+            for root in scratch.iterdir():
+                journal = root / "journal"
+                if journal.exists() and journal.read_text().strip():
+                    return int((root / "owner").read_text())
+        time.sleep(0.05)
+    return 0
