@@ -46,6 +46,15 @@ class Backend(Protocol):
 
 
 @dataclass(frozen=True)
+class IntAttribute:
+    """A number a backend of some kind must state (``max_value``), and its sane range."""
+
+    name: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
 class Kind:
     """A contract: what a channel of this kind offers and which claims it can make."""
 
@@ -53,6 +62,10 @@ class Kind:
     summary: str
     capabilities: Dict[str, str]
     channel_members: Tuple[str, ...]
+    #: Numbers a backend of this kind states besides its capabilities.
+    int_attributes: Tuple[IntAttribute, ...] = ()
+    #: Names (str) a backend of this kind states, e.g. the exception an overflow raises.
+    str_attributes: Tuple[str, ...] = ()
 
 
 _KINDS: Dict[str, Kind] = {}
@@ -96,6 +109,23 @@ def validate_backend(obj: Any) -> List[str]:
         if unknown:
             problems.append(f"unknown capabilities {unknown} for kind {kind.name!r}; "
                             f"known: {sorted(kind.capabilities)}")
+    if kind is not None:
+        problems += _attribute_problems(obj, kind)
+    return problems
+
+
+def _attribute_problems(obj: Any, kind: Kind) -> List[str]:
+    problems: List[str] = []
+    for attr in kind.int_attributes:
+        value = getattr(obj, attr.name, None)
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"a {kind.name} backend must state {attr.name} as an int, got {value!r}")
+        elif not attr.low <= value <= attr.high:
+            problems.append(f"{attr.name} must be between {attr.low} and {attr.high}, got {value}")
+    for name in kind.str_attributes:
+        value = getattr(obj, name, None)
+        if not isinstance(value, str) or not value:
+            problems.append(f"a {kind.name} backend must state {name} as a non-empty str, got {value!r}")
     return problems
 
 

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol  # type: ignore
 
-from ..backend import Kind, register_kind
+from ..backend import IntAttribute, Kind, register_kind
 
 COUNTING = "counting"
 BOUNDED = "bounded"
@@ -53,6 +53,10 @@ SEMAPHORE = register_kind(
             THREAD_SAFE: "handles may be opened and used from several threads of one process",
         },
         channel_members=("create", "open"),
+        # max_value: the highest value create() accepts (SEM_VALUE_MAX, 1 for a lock; a
+        # 64-bit counter at most); overflow_error: the name of what a rejected release raises.
+        int_attributes=(IntAttribute("max_value", 1, 2**63 - 1),),
+        str_attributes=("overflow_error",),
     )
 )
 

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol  # type: ignore
 
-from ..backend import Kind, register_kind
+from ..backend import IntAttribute, Kind, register_kind
 from ..harness.resources import register_remover
 
 NAMED_ATTACH = "named_attach"
@@ -51,6 +51,7 @@ SHM = register_kind(
             "multiprocessing resource tracker, which unlinks it when that interpreter exits (gh-82300)",
         },
         channel_members=("create", "attach"),
+        int_attributes=(IntAttribute("fill_byte", 0, 255),),
     )
 )
 

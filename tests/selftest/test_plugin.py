@@ -79,6 +79,53 @@ class HangingNamedBackend(PipeBackend):
         return ReaderHangs()
 
 TWINS = [PipeBackend(), PipeBackend()]
+
+from ipc_impls.semaphores import PosixSemaphoreBackend
+from ipc_impls.streams import FdReader
+
+class NegativeMaxValue(PosixSemaphoreBackend):
+    name = "negative-max-value"
+    max_value = -1
+
+class HugeMaxValue(PosixSemaphoreBackend):
+    name = "huge-max-value"
+    max_value = 10**30
+
+class NoOverflowError(PosixSemaphoreBackend):
+    name = "no-overflow-error"
+    overflow_error = None
+
+class NarrowSignature(PipeChannel):
+    def open_writer(self, mode):  # the contract's open_writer takes no positional argument
+        return super().open_writer()
+
+class WrongSignature(PipeBackend):
+    name = "wrong-signature"
+    capabilities = frozenset({"eof_on_close"})
+    def setup(self, scope):
+        return NarrowSignature()
+
+class WrongTypeChannel(PipeChannel):
+    def open_reader(self, **kw):
+        return "reader"  # a str, not a reader
+
+class WrongReturnType(PipeBackend):
+    name = "wrong-return-type"
+    def setup(self, scope):
+        return WrongTypeChannel()
+
+class KeyErrorReader(FdReader):
+    def read(self, n):
+        raise KeyError("buffer")
+
+class SurpriseChannel(PipeChannel):
+    def open_reader(self, **kw):
+        return KeyErrorReader(super().open_reader(**kw).fd)
+
+class RaisesUnexpected(PipeBackend):
+    name = "raises-unexpected"
+    def setup(self, scope):
+        return SurpriseChannel()
 '''
 
 
@@ -111,6 +158,9 @@ def valid_only(spec: str) -> List[str]:
     ("badbackends:TextClaims", "capabilities must be a set of str"),
     ("badbackends:EmptyName", "name must be a non-empty str"),
     ("badbackends:factory_that_raises", "raised RuntimeError: no backend today"),
+    ("badbackends:NegativeMaxValue", "max_value must be between 1 and 9223372036854775807, got -1"),
+    ("badbackends:HugeMaxValue", "max_value must be between 1 and 9223372036854775807, got 10000"),
+    ("badbackends:NoOverflowError", "must state overflow_error as a non-empty str, got None"),
 ])
 def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(tmp_path: Path, spec: str, message: str) -> None:
     out = run(tmp_path, *valid_only(spec))
@@ -125,6 +175,8 @@ def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(tmp_path: 
     (["--ipc-placements", "fork,teleport"], "--ipc-placements: unknown ['teleport']"),
     (["--ipc-deadline", "0"], "--ipc-deadline must be a positive number"),
     (["--ipc-backend", "badbackends:TWINS"], "backend names must be unique"),
+    (["--ipc-replays", "-1"], "--ipc-replays must be 0 or more"),
+    (["--ipc-worker-memory", "-5"], "--ipc-worker-memory must be 0 (no cap) or a number of MiB"),
 ])
 def test_usage_errors_stop_the_run_with_a_clear_message(tmp_path: Path, args: List[str], message: str) -> None:
     out = run(tmp_path, *args)
@@ -141,6 +193,17 @@ def test_a_backend_that_breaks_the_api_is_an_error_verdict(tmp_path: Path, spec:
     out = run(tmp_path, "--ipc-backend", spec, "-k", "write_rejects_text")
     assert out.returncode == 1
     assert "ERROR" in out.stdout and message in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("badbackends:WrongSignature", "open_writer() missing 1 required positional argument"),
+    ("badbackends:WrongReturnType", "raised AttributeError: 'str' object has no attribute 'read'"),
+    ("badbackends:RaisesUnexpected", "raised KeyError: 'buffer'"),
+])
+def test_a_backend_whose_methods_misbehave_fails_naming_the_call(tmp_path: Path, spec: str, message: str) -> None:
+    out = run(tmp_path, "--ipc-backend", spec, "-k", "bytes_arrive_complete_and_in_order")
+    assert out.returncode == 1
+    assert "FAIL" in out.stdout and message in out.stdout, out.stdout
 
 
 def test_the_report_records_verdicts_and_the_exit_status_follows_them(tmp_path: Path) -> None:
