@@ -311,3 +311,22 @@ def wait_for_example(scratch: Path, tag: str, timeout: float = 60) -> int:
                     return int((root / "owner").read_text())
         time.sleep(0.05)
     return 0
+
+
+def test_a_kernel_limit_too_low_for_a_check_is_unresolved_naming_the_limit(tmp_path: Path) -> None:
+    import resource
+
+    def low_sigpending() -> None:  # lowering a soft limit needs no privilege
+        resource.setrlimit(resource.RLIMIT_SIGPENDING, (40, resource.getrlimit(resource.RLIMIT_SIGPENDING)[1]))
+
+    report = tmp_path / "r.json"
+    env = dict(os.environ, TMPDIR=str(tmp_path), IPCC_TMPDIR=str(tmp_path))
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
+           "--ipc-placements", "fork", "-k", "realtime_signals_queue_every_instance", "--ipc-report", str(report)]
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+                         preexec_fn=low_sigpending)
+    assert out.returncode == 0, out.stdout  # neither a pass nor a failure: nothing was judged
+    results = json.loads(report.read_text())["results"]
+    assert results and all(r["verdict"] == "unresolved" for r in results), results
+    assert "RLIMIT_SIGPENDING=40 is below" in results[0]["placements"]["fork"]["detail"]
+    assert "unres" in out.stdout
