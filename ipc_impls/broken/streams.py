@@ -189,6 +189,33 @@ class ChunkedWritePipe(PipeChannel):
         return ChunkedWriter(super().open_writer().fd)
 
 
+# --- nonblocking_small_write_is_all_or_nothing ----------------------------------------
+class PiecemealNonblockingWriter(FdWriter):
+    """Hands a nonblocking write to the kernel in 512-byte pieces "to be gentle", and
+    when a piece meets EAGAIN reports what went in so far: a small write comes out
+    partial, which pipe(7) rules out for writes of at most PIPE_BUF bytes."""
+
+    def write(self, data: BytesLike) -> int:
+        require_bytes(data)
+        if not self.nonblocking:
+            return super().write(data)
+        view, done = memoryview(data), 0
+        while done < len(view):
+            try:
+                done += os.write(self.fd, view[done:done + 512])
+            except BlockingIOError:
+                if done:
+                    return done
+                raise
+        return done
+
+
+class PiecemealNonblockingPipe(PipeChannel):
+    def open_writer(self, *, nonblocking: bool = False) -> FdWriter:
+        end = super().open_writer(nonblocking=nonblocking)
+        return PiecemealNonblockingWriter(end.fd, nonblocking)
+
+
 # --- full_buffer_blocks_writer_until_reader_drains -----------------------------------
 class BackgroundWriter(FdWriter):
     """Hands every write to a background thread and returns at once: the writer never
@@ -420,6 +447,9 @@ EXHIBITS: List[Exhibit] = [
             "Every process that forked with the write end must close it, or EOF never comes.", hangs=True),
     Exhibit(_pipe_variant("broken-poison-pill", PoisonPillPipe), "eof_after_last_writer_closes",
             "One end marker per producer, and a consumer that stops at the first, ends too early."),
+    Exhibit(_pipe_variant("broken-nonblocking-pieces", PiecemealNonblockingPipe),
+            "nonblocking_small_write_is_all_or_nothing",
+            "A nonblocking write sent in pieces comes back partial: give the kernel small writes whole."),
     Exhibit(_pipe_variant("broken-chunked-writes", ChunkedWritePipe), "small_writes_never_interleave",
             "Only a single write of at most PIPE_BUF bytes is atomic; splitting it tears records."),
     Exhibit(_pipe_variant("broken-unbounded-buffer", UnboundedPipe), "full_buffer_blocks_writer_until_reader_drains",

@@ -287,10 +287,19 @@ class Pool:
         proc = self.ctx.Process(target=pool_worker_main, args=(child_conn,), daemon=True)
         proc.start()
         child_conn.close()
-        if not parent_conn.poll(BOOT_TIMEOUT_S) or parent_conn.recv() != "ready":
+        method = self.ctx.get_start_method()
+        try:
+            ready = parent_conn.poll(BOOT_TIMEOUT_S) and parent_conn.recv() == "ready"
+        except (EOFError, OSError):  # it died while starting (its traceback went to stderr)
+            proc.join()
+            parent_conn.close()
+            raise RuntimeError(f"a {method} worker died while starting (exit code {proc.exitcode}); "
+                               "its error is on stderr above") from None
+        if not ready:
             proc.kill()
             proc.join()
-            raise RuntimeError(f"a {self.ctx.get_start_method()} worker did not start within {BOOT_TIMEOUT_S:g}s")
+            parent_conn.close()
+            raise RuntimeError(f"a {method} worker did not start within {BOOT_TIMEOUT_S:g}s")
         self.owned_fds[proc.pid] = _open_fds() - before
         return (proc, parent_conn)
 

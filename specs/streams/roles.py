@@ -276,3 +276,48 @@ def write_records(proc: Proc, writer: int, records: int, size: int, writers: int
     for other in range(writers):  # see write_then_close
         proc.wait_for(f"open-W{other}")
     w.close()
+
+
+# --- nonblocking small writes ------------------------------------------------------------
+def _try_write(w: Any, data: bytes) -> Any:
+    try:
+        return w.write(data)
+    except BlockingIOError:
+        return "EAGAIN"
+
+
+def fill_then_try_small_writes(proc: Proc, prefill: int, attempts: Sequence[int], page: int) -> List[Any]:
+    """Fill the pipe with page-sized nonblocking writes, wait until the reader has taken
+    some bytes, write ``prefill`` bytes, then try each write of ``attempts`` bytes."""
+    proc.wait_for("reader-open")  # a FIFO refuses a nonblocking write-open without a reader
+    w = proc.open_writer(nonblocking=True)
+    block = bytes(range(256)) * (page // 256)
+    while True:  # page-sized writes fill one pipe buffer each, until none is free
+        taken = _try_write(w, block)
+        if taken == "EAGAIN" or taken == 0:
+            break
+    proc.signal("full")
+    proc.wait_for("drained")
+    if prefill:
+        _try_write(w, b"p" * prefill)  # part of a buffer in use: room for less than a page
+    results = [(n, _try_write(w, b"a" * n)) for n in attempts]
+    proc.signal("attempted")
+    w.close()
+    return results
+
+
+def drain_some(proc: Proc, drain: int) -> int:
+    """Take exactly ``drain`` bytes out of the full pipe, then hold it open."""
+    r = proc.open_reader(nonblocking=True)
+    proc.signal("reader-open")
+    proc.wait_for("full")
+    got = 0
+    while got < drain:
+        chunk = _try_read(r, drain - got)
+        if chunk == "EAGAIN" or not chunk:
+            break
+        got += len(chunk)
+    proc.signal("drained")
+    proc.wait_for("attempted")
+    r.close()
+    return got
