@@ -266,6 +266,34 @@ class PythonLevelWakeup(PosixSignals):
         return super().signal(signum, wrapper if callable(handler) else handler)
 
 
+# --- sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked -------------------------------------
+class ForgivingSignals(PosixSignals):
+    """The "install handlers for every signal, never crash at start-up" loop: signal()
+    swallows the OSError, so the caller believes SIGKILL and SIGSTOP are handled, and a
+    mask kept in Python "blocks" them too."""
+
+    def __init__(self) -> None:
+        self.extra: Set[int] = set()
+
+    def signal(self, signum: int, handler: p.Handler) -> p.Handler:
+        try:
+            return super().signal(signum, handler)
+        except OSError:
+            return None
+
+    def pthread_sigmask(self, how: int, signals: Iterable[int]) -> Set[int]:
+        wanted = {int(s) for s in signals}
+        unstoppable = {int(signal.SIGKILL), int(signal.SIGSTOP)}
+        old = super().pthread_sigmask(how, wanted - unstoppable) | self.extra
+        if how == signal.SIG_BLOCK:
+            self.extra |= wanted & unstoppable
+        elif how == signal.SIG_UNBLOCK:
+            self.extra -= wanted
+        else:
+            self.extra = wanted & unstoppable
+        return old
+
+
 EXHIBITS: List[Exhibit] = [
     Exhibit(_variant("broken-flooring-alarm", FlooringAlarm), "alarm_returns_seconds_left_rounded",
             "alarm() rounds to nearest and never says 0 while an alarm is pending; int() floors."),
@@ -294,6 +322,10 @@ EXHIBITS: List[Exhibit] = [
             "Python runs signal handlers in the main thread; a dispatcher thread breaks that promise."),
     Exhibit(_variant("broken-eintr-as-eof", EintrAsEof), "blocking_read_resumes_after_handler_returns",
             "EINTR means 'try again' (PEP 475), not end of file."),
+    Exhibit(_variant("broken-forgiving-signals", ForgivingSignals),
+            "sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked",
+            "SIGKILL and SIGSTOP cannot be caught, ignored or blocked: a layer that swallows the EINVAL "
+            "promises what the kernel will not do."),
     Exhibit(_variant("broken-python-level-wakeup", PythonLevelWakeup), "wakeup_fd_gets_each_signal_number",
             "The wakeup fd carries one byte per C-level delivery holding the signal number, from a "
             "non-blocking fd."),

@@ -17,7 +17,7 @@ from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from . import roles
 from .pending_checks import STANDARD, rt_signals
-from .protocol import HANDLERS, WAKEUP_FD
+from .protocol import HANDLERS, SIGWAIT, WAKEUP_FD
 
 FAMILY = "signal"
 HANDLED = [int(signal.SIGUSR1), int(signal.SIGUSR2), int(signal.SIGHUP)]
@@ -91,3 +91,34 @@ def wakeup_fd_gets_each_signal_number(backend: object, case: Case) -> None:
 
     sigs = st.one_of(st.sampled_from(HANDLED + [s for s in STANDARD if s not in HANDLED]), rt_signals())
     case.explore(body, scale=0.5, plan=st.lists(sigs, min_size=1, max_size=10))
+
+
+UNCATCHABLE = [int(signal.SIGKILL), int(signal.SIGSTOP)]
+
+
+@invariant(
+    "sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked", family=FAMILY, level=Level.MUST,
+    rule="Giving SIGKILL or SIGSTOP any disposition (a handler, SIG_IGN, even SIG_DFL) fails with EINVAL, "
+         "and blocking them is silently ignored: the mask never holds them.",
+    source="signal(7): 'The signals SIGKILL and SIGSTOP cannot be caught, blocked, or ignored'; sigaction(2) "
+           "EINVAL; sigprocmask(2): attempts to block them are silently ignored",
+    requires=[HANDLERS, SIGWAIT], placements=["fork"],
+)
+def sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked(backend: object, case: Case) -> None:
+    def body(targets: List[int], disposition: str, others: List[int]) -> None:
+        out = case.run([Role("P", roles.try_to_catch_the_uncatchable, (targets, disposition, others))])
+        v = out.value("P")
+        h = out.history
+        for sig in targets:
+            name = signal.Signals(sig).name
+            expect(v["signal"][sig] == "EINVAL", case.invariant.id,
+                   got=f"signal({name}, {disposition}) {v['signal'][sig]}", expected="OSError EINVAL",
+                   call="signal", history=h.format(h.of("P", "signal")))
+        held = sorted(set(v["blocked"]) & set(UNCATCHABLE))
+        expect(not held, case.invariant.id, got=f"the mask holds {[signal.Signals(s).name for s in held]}",
+               expected=f"{sorted(others)} blocked, never SIGKILL or SIGSTOP", call="pthread_sigmask",
+               history=h.format(h.of("P", "pthread_sigmask")))
+
+    case.explore(body, targets=st.lists(st.sampled_from(UNCATCHABLE), min_size=1, max_size=2, unique=True),
+                 disposition=st.sampled_from(sorted(roles.DISPOSITIONS)), others=st.lists(
+                     st.sampled_from(HANDLED + [int(signal.SIGTERM)]), max_size=3, unique=True))

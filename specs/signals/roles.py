@@ -12,6 +12,7 @@ reported as "never arrived" rather than as a hang.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -321,3 +322,27 @@ def wakeup_bytes(proc: Proc, plan: Sequence[int]) -> Dict[str, Any]:
     os.close(r)
     os.close(w)
     return {"blocking_fd": blocking, "bytes": list(data)}
+
+
+def _noop(signum: int, frame: Any) -> None:
+    pass
+
+
+#: The dispositions a role tries to give SIGKILL and SIGSTOP, by name.
+DISPOSITIONS: Dict[str, Any] = {"python": _noop, "ignore": signal.SIG_IGN, "default": signal.SIG_DFL}
+
+
+def try_to_catch_the_uncatchable(proc: Proc, targets: Sequence[int], disposition: str,
+                                 others: Sequence[int]) -> Dict[str, Any]:
+    """Give ``targets`` a disposition and block them with ``others``; report what stuck."""
+    f = facilities(proc)
+    outcome: Dict[int, str] = {}
+    for sig in targets:
+        try:
+            f.signal(sig, DISPOSITIONS[disposition])
+            outcome[sig] = "accepted"
+        except OSError as exc:
+            outcome[sig] = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    old = f.pthread_sigmask(signal.SIG_BLOCK, list(targets) + list(others))
+    blocked = f.pthread_sigmask(signal.SIG_SETMASK, old)  # returns the mask as it was
+    return {"signal": outcome, "blocked": sorted(int(s) for s in blocked)}
