@@ -227,31 +227,22 @@ def test_a_hung_backend_fails_within_its_deadline_and_leaves_nothing(tmp_path: P
     assert_nothing_left(tmp_path, tag)
 
 
-def test_sigint_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path) -> None:
-    tag = f"t{os.getpid()}int"
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path, signum: int) -> None:
+    tag = f"t{os.getpid()}{signal.Signals(signum).name.lower()}"
     (tmp_path / "badbackends.py").write_text(BAD_MODULE)
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
                IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
-           "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingBackend", "-k", "eof_after_last"]
+           "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    assert wait_for_workers(proc.pid), "the run never started its workers"
-    os.kill(proc.pid, signal.SIGINT)
+    assert wait_for_example(tmp_path / "tmp", tag), "no example started"  # it holds a journalled object
+    os.kill(proc.pid, signum)
     output = proc.communicate(timeout=60)[0].decode()
     assert "KeyboardInterrupt" in output or "Interrupted" in output or "!!!" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
-
-
-def wait_for_workers(pid: int, timeout: float = 60) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if session_members(pid) - {pid}:
-            time.sleep(0.5)  # let the example get going
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def session_members(sid: int) -> set:  # type: ignore[type-arg]
