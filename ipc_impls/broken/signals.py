@@ -294,6 +294,30 @@ class ForgivingSignals(PosixSignals):
         return old
 
 
+# --- forked_child_inherits_mask_but_no_pending_signals -------------------------------------------
+class RememberedPending(PosixSignals):
+    """Keeps its own record of the signals it sent to this process while they were
+    blocked, "because sigpending is not portable": the record is a Python object, so
+    fork copies it, and the child reports its parent's pending signals as its own."""
+
+    def __init__(self) -> None:
+        self.sent: Set[int] = set()
+
+    def kill(self, pid: int, signum: int) -> None:
+        super().kill(pid, signum)
+        if pid == os.getpid() and signum in {int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])}:
+            self.sent.add(int(signum))
+
+    def sigpending(self) -> Set[int]:
+        return super().sigpending() | self.sent
+
+    def sigtimedwait(self, signals: Iterable[int], timeout: float) -> Optional[p.Dequeued]:
+        got = super().sigtimedwait(signals, timeout)
+        if got is not None:
+            self.sent.discard(got[0])
+        return got
+
+
 EXHIBITS: List[Exhibit] = [
     Exhibit(_variant("broken-flooring-alarm", FlooringAlarm), "alarm_returns_seconds_left_rounded",
             "alarm() rounds to nearest and never says 0 while an alarm is pending; int() floors."),
@@ -326,6 +350,10 @@ EXHIBITS: List[Exhibit] = [
             "sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked",
             "SIGKILL and SIGSTOP cannot be caught, ignored or blocked: a layer that swallows the EINVAL "
             "promises what the kernel will not do."),
+    Exhibit(_variant("broken-remembered-pending", RememberedPending),
+            "forked_child_inherits_mask_but_no_pending_signals",
+            "fork() copies the mask but not the pending signals; a record of them kept in Python is copied "
+            "anyway."),
     Exhibit(_variant("broken-python-level-wakeup", PythonLevelWakeup), "wakeup_fd_gets_each_signal_number",
             "The wakeup fd carries one byte per C-level delivery holding the signal number, from a "
             "non-blocking fd."),

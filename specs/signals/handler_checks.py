@@ -122,3 +122,31 @@ def sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked(backend: object, cas
     case.explore(body, targets=st.lists(st.sampled_from(UNCATCHABLE), min_size=1, max_size=2, unique=True),
                  disposition=st.sampled_from(sorted(roles.DISPOSITIONS)), others=st.lists(
                      st.sampled_from(HANDLED + [int(signal.SIGTERM)]), max_size=3, unique=True))
+
+
+@invariant(
+    "forked_child_inherits_mask_but_no_pending_signals", family=FAMILY, level=Level.MUST,
+    rule="A child created by fork() starts with its parent's signal mask and with no signal pending, "
+         "while the parent's pending signals stay pending for the parent.",
+    source="fork(2): 'The child inherits copies of the parent's … signal mask' and 'The child's set of "
+           "pending signals is initially empty'; signal(7) 'Signal mask and pending signals'",
+    requires=[SIGWAIT], placements=["fork"],
+)
+def forked_child_inherits_mask_but_no_pending_signals(backend: object, case: Case) -> None:
+    def body(blocked: List[int], raise_: List[int]) -> None:
+        raised = [s for s in raise_ if s in blocked]
+        out = case.run([Role("P", roles.mask_and_pending_across_fork, (blocked, raised))])
+        v = out.value("P")
+        h = out.history.format()
+        expect(v["child_mask"] is not None and set(blocked) <= set(v["child_mask"]), case.invariant.id,
+               got=f"the child's mask is {v['child_mask']}", expected=f"a mask holding {sorted(blocked)}",
+               call="fork", history=h)
+        expect(v["child_pending"] == [], case.invariant.id, got=f"the child has {v['child_pending']} pending",
+               expected="nothing pending in a new child", call="fork", history=h)
+        expect(set(raised) <= set(v["parent_pending"]), case.invariant.id,
+               got=f"the parent has {v['parent_pending']} pending after the fork",
+               expected=f"{sorted(set(raised))} still pending for the parent", call="sigpending", history=h)
+
+    signals = st.sampled_from(HANDLED + [int(signal.SIGTERM), int(signal.SIGWINCH)])
+    case.explore(body, blocked=st.lists(signals, min_size=1, max_size=4, unique=True),
+                 raise_=st.lists(signals, max_size=4, unique=True))

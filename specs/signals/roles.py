@@ -13,6 +13,7 @@ reported as "never arrived" rather than as a hang.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import threading
@@ -346,3 +347,37 @@ def try_to_catch_the_uncatchable(proc: Proc, targets: Sequence[int], disposition
     old = f.pthread_sigmask(signal.SIG_BLOCK, list(targets) + list(others))
     blocked = f.pthread_sigmask(signal.SIG_SETMASK, old)  # returns the mask as it was
     return {"signal": outcome, "blocked": sorted(int(s) for s in blocked)}
+
+
+def mask_and_pending_across_fork(proc: Proc, blocked: Sequence[int], raised: Sequence[int]) -> Dict[str, Any]:
+    """Block ``blocked``, raise ``raised`` (so they pend), fork: the child reports its
+    mask and pending set; the parent then takes its own pending signals back."""
+    fac = facilities(proc)
+    fac.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    for signum in raised:
+        fac.kill(os.getpid(), signum)
+    raw = fac.unwrapped  # the child must not write into this process's history
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the grandchild
+        try:
+            mask = sorted(raw.pthread_sigmask(signal.SIG_BLOCK, []))
+            pending = sorted(raw.sigpending())
+            os.write(w, json.dumps([mask, pending]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    proc.note("child_reported", data.decode())
+    parent_pending = sorted(fac.sigpending())
+    for _ in parent_pending:  # leave nothing pending behind
+        fac.sigtimedwait(parent_pending, 0)
+    child_mask, child_pending = json.loads(data) if data else (None, None)
+    return {"child_mask": child_mask, "child_pending": child_pending, "parent_pending": parent_pending}
