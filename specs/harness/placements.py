@@ -119,6 +119,10 @@ def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
 
 
 # --- fork --------------------------------------------------------------------------------
+#: Signals the parent holds back while it forks (see run_forked).
+FORK_SHIELD = {signal.SIGINT, signal.SIGTERM}
+
+
 def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
     pids: Dict[int, RoleTask] = {}
     # A gate: children that have opened their ends block reading it until the parent,
@@ -127,27 +131,45 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
     load_prctl()
     # Children start as copies of this process: their cap is our size plus the allowance.
     base = data_size() if any(t.memory_allowance for t in tasks) else 0
+    # A Ctrl-C that lands while os.fork() runs the interpreter's at-fork hooks raises
+    # inside a hook, where CPython reports it as "ignored": the run would not stop.
+    # Held back here, it is delivered when the mask is restored; children restore it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORK_SHIELD)
     try:
-        with warnings.catch_warnings():
-            # 3.12+ warns about fork() in a process with threads; the child only runs
-            # the role body and _exits, which is the case the warning allows for.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            for task in tasks:
-                task.extra["gate_fd"] = gate_r
-                if task.memory_allowance:
-                    task.extra["data_limit"] = base + task.memory_allowance
-                pid = os.fork()
-                if pid == 0:
-                    fork_child_main(task, gate_w)
-                pids[pid] = task
-    finally:
         try:
-            _detach(channel, tasks)
+            with warnings.catch_warnings():
+                # 3.12+ warns about fork() in a process with threads; the child only runs
+                # the role body and _exits, which is the case the warning allows for.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                for task in tasks:
+                    task.extra["gate_fd"] = gate_r
+                    if task.memory_allowance:
+                        task.extra["data_limit"] = base + task.memory_allowance
+                    pid = os.fork()
+                    if pid == 0:
+                        fork_child_main(task, gate_w, mask)
+                    pids[pid] = task
         finally:
-            os.close(gate_w)
-            os.close(gate_r)
-    statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s)
+            try:
+                _detach(channel, tasks)
+            finally:
+                os.close(gate_w)
+                os.close(gate_r)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held-back Ctrl-C raises here
+        statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s)
+    except BaseException:
+        for pid in pids:  # interrupted: no worker outlives the example
+            _kill(pid, signal.SIGKILL)
+            _reap(pid)
+        raise
     return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # reaped already
 
 
 def _wait_pids(pids: List[int], abort_at: float) -> tuple[Dict[int, int], set[int]]:

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from .history import FAIL, INVOKE, OK, Recorder
 
@@ -297,13 +297,16 @@ def cap_memory(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-def fork_child_main(task: RoleTask, gate_w: int) -> None:
-    """Body of a forked worker; never returns."""
+def fork_child_main(task: RoleTask, gate_w: int, mask: Optional[Iterable[int]] = None) -> None:
+    """Body of a forked worker; never returns.  ``mask`` is the parent's signal mask
+    from before it held SIGINT and SIGTERM back for the fork."""
     code = 0
     try:
         os.close(gate_w)  # only the parent may hold it, or the gate never opens
         die_with_parent()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the role starts with the parent's mask
         cap_memory(task.extra.get("data_limit", 0))
         enter_worker_process(task.file("out"))
         run_role(task)
