@@ -11,7 +11,6 @@ claim are still generated and reported as skipped "unsupported: <why>".
 from __future__ import annotations
 
 import os
-import signal
 from typing import TYPE_CHECKING, Any, Dict, Generator, List, Union
 
 import pytest
@@ -98,16 +97,12 @@ def _register_removers() -> None:
 
 
 def _install_sigterm() -> None:
-    """SIGTERM becomes KeyboardInterrupt, so pytest unwinds and the cleanup runs."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        def on_term(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt("SIGTERM")
+    """SIGINT and SIGTERM become a KeyboardInterrupt that the harness cannot lose, so
+    pytest unwinds and the cleanup runs (see ipc_specs.harness.interrupts)."""
+    from ipc_specs.harness import interrupts
 
-        try:
-            signal.signal(signal.SIGTERM, on_term)
-            _STATE["sigterm_installed"] = True
-        except ValueError:  # not the main thread (pytest run from a thread)
-            pass
+    interrupts.install()
+    _STATE["sigterm_installed"] = True
 
 
 def _selection(config: pytest.Config) -> List[Union[Loaded, LoadProblem]]:
@@ -359,5 +354,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         if problems:
             print(f"ipc-conformance: cleanup problems: {problems}")
     if _STATE.pop("sigterm_installed", False):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from ipc_specs.harness import interrupts
+
+        interrupts.uninstall()
     _STATE.clear()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import worker
+from .interrupts import raise_if_interrupted
 from .worker import (
     HANG_MARKERS,
     HANG_SIGNAL,
@@ -189,6 +190,7 @@ def _wait_pids(pids: List[int], abort_at: float) -> tuple[Dict[int, int], set[in
     kill_at = abort_at + GRACE_S
     try:
         while True:
+            raise_if_interrupted()
             for pid in pids:
                 if pid not in statuses:
                     done, status = os.waitpid(pid, os.WNOHANG)
@@ -242,7 +244,7 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
         th.start()
     # Threads share the parent's descriptors: detach only once every opener has its own.
     for ev in opened.values():
-        ev.wait(max(0.0, end - time.monotonic()))
+        _wait_event(ev, end)
     try:
         channel.detach()
     finally:
@@ -250,7 +252,7 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
     outcomes: Dict[str, RoleOutcome] = {}
     for task in tasks:
         th = threads[task.proc]
-        th.join(max(0.0, end - time.monotonic()))
+        _join(th, end)
         if th.is_alive():
             frame = sys._current_frames().get(th.ident or -1)
             # innermost first, as faulthandler prints it for processes
@@ -259,6 +261,25 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
         else:
             outcomes[task.proc] = classify(task, 0, False)
     return outcomes
+
+
+def _wait_event(event: threading.Event, end: float) -> None:
+    """Wait for ``event`` until ``end``, a second at a time so that an interrupt is noticed."""
+    while not event.is_set():
+        raise_if_interrupted()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        event.wait(min(left, 1.0))
+
+
+def _join(thread: threading.Thread, end: float) -> None:
+    while thread.is_alive():
+        raise_if_interrupted()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        thread.join(min(left, 1.0))
 
 
 # --- warm pools of spawned (or forkserver) workers ---------------------------------------
@@ -393,7 +414,8 @@ class Pool:
             for i in pending:
                 owners[busy[i][1]] = i
                 owners[busy[i][0].sentinel] = i
-            timeout = (abort_at + GRACE_S if aborted else abort_at) - now
+            raise_if_interrupted()
+            timeout = min(1.0, (abort_at + GRACE_S if aborted else abort_at) - now)
             for ready in multiprocessing.connection.wait(list(owners), timeout=timeout):
                 i = owners[ready]
                 if i not in pending:

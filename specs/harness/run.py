@@ -26,6 +26,7 @@ from hypothesis.reporting import with_reporter
 from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
+from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope
 from .worker import HANG_MARKERS, RoleTask
@@ -309,6 +310,7 @@ class Case:
     # --- one example ------------------------------------------------------------------
     def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None) -> Outcome:
         """Set up a fresh channel, run ``roles`` in this case's placement, tear down."""
+        raise_if_interrupted()
         root = self.harness.root
         scope = root.scope()
         channel = None
