@@ -236,8 +236,10 @@ def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path,
                IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
            "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
+    # A background job of a non-interactive shell starts with SIGINT ignored, and the
+    # ignored disposition survives exec: restore the default, as a terminal run has it.
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert wait_for_example(tmp_path / "tmp", tag), "no example started"  # it holds a journalled object
     os.kill(proc.pid, signum)
     output = proc.communicate(timeout=60)[0].decode()
