@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..harness.worker import Proc
 
@@ -120,30 +120,36 @@ def alarm_and_itimer(proc: Proc, alarm_s: int, itimer_ms: int) -> Dict[str, Any]
             "getitimer_after_alarm0": after_cancel}
 
 
-def alarm_across_fork(proc: Proc, seconds: int) -> Dict[str, Any]:
-    """Arm an alarm, fork; the child reports its alarm, the parent re-reads its own."""
-    fac = facilities(proc)
-    fac.pthread_sigmask(signal.SIG_BLOCK, [SIGALRM])
-    fac.alarm(seconds)
-    raw = fac.unwrapped  # the child must not write into this process's history
+def ask_forked_child(proc: Proc, question: Callable[[], str]) -> str:
+    """Fork, answer ``question()`` in the child, and return the answer ('' if it died)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the grandchild
         try:
-            os.write(w, f"{raw.alarm(0)} {raw.getitimer(ITIMER_REAL)[0]!r}".encode())
+            os.write(w, question().encode())
         finally:
             os._exit(0)
     os.close(w)
     data = b""
     while True:
-        chunk = os.read(r, 256)
+        chunk = os.read(r, 4096)
         if not chunk:
             break
         data += chunk
     os.close(r)
     os.waitpid(pid, 0)
     proc.note("child_reported", data.decode())
-    parts = data.decode().split()
+    return data.decode()
+
+
+def alarm_across_fork(proc: Proc, seconds: int) -> Dict[str, Any]:
+    """Arm an alarm, fork; the child reports its alarm, the parent re-reads its own."""
+    fac = facilities(proc)
+    fac.pthread_sigmask(signal.SIG_BLOCK, [SIGALRM])
+    fac.alarm(seconds)
+    raw = fac.unwrapped  # the child must not write into this process's history
+    data = ask_forked_child(proc, lambda: f"{raw.alarm(0)} {raw.getitimer(ITIMER_REAL)[0]!r}")
+    parts = data.split()
     child_alarm, child_itimer = (int(parts[0]), float(parts[1])) if len(parts) == 2 else (None, None)
     return {"child_alarm": child_alarm, "child_itimer": child_itimer, "parent_alarm": fac.alarm(0)}
 
@@ -357,25 +363,8 @@ def mask_and_pending_across_fork(proc: Proc, blocked: Sequence[int], raised: Seq
     for signum in raised:
         fac.kill(os.getpid(), signum)
     raw = fac.unwrapped  # the child must not write into this process's history
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the grandchild
-        try:
-            mask = sorted(raw.pthread_sigmask(signal.SIG_BLOCK, []))
-            pending = sorted(raw.sigpending())
-            os.write(w, json.dumps([mask, pending]).encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 4096)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    proc.note("child_reported", data.decode())
+    data = ask_forked_child(proc, lambda: json.dumps([sorted(raw.pthread_sigmask(signal.SIG_BLOCK, [])),
+                                                      sorted(raw.sigpending())]))
     parent_pending = sorted(fac.sigpending())
     for _ in parent_pending:  # leave nothing pending behind
         fac.sigtimedwait(parent_pending, 0)
