@@ -7,7 +7,8 @@ own name tag (``IPCC_RUN_TAG``) and its own scratch directory (``IPCC_TMPDIR``),
 that what it leaves can be told from what other runs on the machine are using:
 
 * /dev/shm and /dev/mqueue entries whose names carry the run's tag;
-* anything left in the run's scratch directory (roots, FIFOs, socket files);
+* anything left in the run's scratch directory (roots, FIFOs, socket files, and the
+  temporary files of multiprocessing and tempfile: the run's TMPDIR points there too);
 * processes still alive with the run's tag in their environment (workers);
 * System V objects that appeared during the run and are still there a few seconds
   later (they carry no name, so this one can also count another program's).
@@ -87,7 +88,9 @@ def main() -> int:
             tag = f"soak{secrets.token_hex(4)}"
             scratch = tempfile.mkdtemp(prefix="soak-")  # not "ipcc-": that is the roots' namespace
             sysv_before = sysv_objects()
-            env = dict(os.environ, IPCC_RUN_TAG=tag, IPCC_TMPDIR=scratch)
+            # TMPDIR too: what multiprocessing and tempfile make outside the suite's roots
+            # (pymp-* directories, for one) then lands where this run counts it.
+            env = dict(os.environ, IPCC_RUN_TAG=tag, IPCC_TMPDIR=scratch, TMPDIR=scratch)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-n", "2", "-q",
                    "-p", "no:cacheprovider", "--ipc-profile", args.profile, *args.pytest_args]
