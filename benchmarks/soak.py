@@ -83,6 +83,10 @@ def main() -> int:
     for b in burners:
         b.start()
     false_failures, leaks = 0, 0
+    # pytest runs from here, not from the checkout: there ``ipc_conformance`` would be the
+    # source folder, which has no ``suite``.  Hypothesis's database and pytest's base temp
+    # dir (kept on purpose by pytest) live here too, apart from what a run is judged on.
+    work = tempfile.mkdtemp(prefix="soak-work-")
     try:
         for run in range(1, args.runs + 1):
             tag = f"soak{secrets.token_hex(4)}"
@@ -93,8 +97,9 @@ def main() -> int:
             env = dict(os.environ, IPCC_RUN_TAG=tag, IPCC_TMPDIR=scratch, TMPDIR=scratch)
             t = time.monotonic()
             cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-n", "2", "-q",
-                   "-p", "no:cacheprovider", "--ipc-profile", args.profile, *args.pytest_args]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                   "-p", "no:cacheprovider", f"--basetemp={os.path.join(work, 'basetemp')}",
+                   "--ipc-profile", args.profile, *args.pytest_args]
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
             summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
             time.sleep(3)  # let other users of System V objects finish theirs
             new = sorted(leftovers(tag, scratch) | (sysv_objects() - sysv_before))
@@ -110,6 +115,7 @@ def main() -> int:
     finally:
         for b in burners:
             b.kill()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"\n{args.runs} runs under {args.load} CPU burners: {false_failures} runs with false failures, "
           f"{leaks} leaked objects (targets: 0 and 0)")
     return 1 if false_failures or leaks else 0

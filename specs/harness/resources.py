@@ -131,14 +131,51 @@ def scratch_bases() -> List[str]:
     return bases + [tempfile.gettempdir()]
 
 
+def _new_root(parent: Optional[str] = None) -> str:
+    """A fresh private directory owned by this process, which :func:`sweep_debris` removes once the owner is gone."""
+    path = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent or scratch_bases()[0])  # 0700, random name
+    with open(os.path.join(path, "owner"), "w") as f:
+        f.write(str(os.getpid()))
+    return path
+
+
+#: The longest AF_UNIX path Linux takes (sun_path is 108 bytes with its NUL), and the room
+#: multiprocessing needs in its temp dir for a socket name ("/listener-" and 8 characters).
+_UNIX_PATH_MAX = 107
+_MP_SOCKET_ROOM = 20
+
+
+def adopt_multiprocessing_tempdir() -> Optional[str]:
+    """Give multiprocessing a temp dir that the debris sweep knows; returns it, or None if left alone.
+
+    multiprocessing makes ``$TMPDIR/pymp-*`` the first time it needs one (the
+    forkserver's listening socket lives there) and removes it at interpreter exit.
+    A process killed outright leaves it, with nothing to say whose it is.  A root
+    of our own instead carries this pid as its owner, so the next sweep removes it.
+    Left alone when multiprocessing already has one, or when the base path is too
+    long for a socket inside it.
+    """
+    import multiprocessing.process
+    import multiprocessing.util
+
+    config = getattr(multiprocessing.process.current_process(), "_config", None)
+    if not isinstance(config, dict) or config.get("tempdir") is not None:
+        return None
+    parent = scratch_bases()[0]
+    if len(parent) + 1 + len(ROOT_PREFIX) + 8 + _MP_SOCKET_ROOM > _UNIX_PATH_MAX:
+        return None
+    path = _new_root(parent)
+    config["tempdir"] = path
+    # Removed where multiprocessing would have removed its own: late at interpreter exit.
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(path, True), exitpriority=-100)
+    return path
+
+
 class ResourceRoot:
     """The private directory and journal of one process that runs examples."""
 
     def __init__(self, parent: Optional[str] = None) -> None:
-        parent = parent or scratch_bases()[0]
-        self.path = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=parent)  # 0700, random name
-        with open(os.path.join(self.path, "owner"), "w") as f:
-            f.write(str(os.getpid()))
+        self.path = _new_root(parent)
         self._journal = os.path.join(self.path, "journal")
         self._live: Dict[Tuple[str, str], None] = {}
         self._scopes: List[Scope] = []

@@ -28,7 +28,7 @@ from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
-from .resources import ResourceRoot, Scope
+from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
 from .worker import HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
@@ -194,6 +194,7 @@ class Harness:
 
     def pool(self, method: str) -> Pool:
         if method not in self._pools:
+            adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
             self._pools[method] = Pool(method)
         return self._pools[method]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 from typing import Any, FrozenSet, Iterator, List
@@ -236,6 +238,41 @@ def test_a_symlink_planted_at_the_root_prefix_is_not_followed(tmp_path: Any) -> 
     os.symlink(victim, os.path.join(str(tmp_path), "ipcc-planted"))
     sweep_debris(str(tmp_path))
     assert os.path.isdir(victim)
+
+
+_FORKSERVER_USER = """
+import multiprocessing, os, signal, sys
+from ipc_specs.harness.resources import adopt_multiprocessing_tempdir
+if __name__ == "__main__":
+    path = adopt_multiprocessing_tempdir()
+    child = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+    child.start()
+    child.join()
+    print(path, sorted(os.listdir(path)), flush=True)
+    if sys.argv[1] == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("ending", ["exits", "killed"])
+def test_multiprocessing_temp_dir_is_removed_at_exit_or_swept_after_a_kill(tmp_path: Any, ending: str) -> None:
+    """multiprocessing's own ``pymp-*`` dir (the forkserver's socket) would survive a SIGKILL."""
+    script = tmp_path / "user.py"
+    script.write_text(_FORKSERVER_USER)
+    base = tmp_path / "base"
+    base.mkdir()
+    env = dict(os.environ, IPCC_TMPDIR=str(base), TMPDIR=str(tmp_path))
+    out = subprocess.run([sys.executable, str(script), ending], env=env, capture_output=True, text=True,
+                         timeout=120)
+    path, listing = out.stdout.split(" ", 1)
+    assert os.path.dirname(path) == str(base) and "listener-" in listing, out
+    assert not list(tmp_path.glob("pymp-*")), "multiprocessing made its own temp dir anyway"
+    if ending == "exits":
+        assert out.returncode == 0 and not os.path.exists(path), out
+    else:
+        assert out.returncode == -signal.SIGKILL and os.path.isdir(path), out
+        lines = sweep_debris(str(base))
+        assert len(lines) == 1 and path in lines[0] and not os.path.exists(path)
 
 
 def test_a_harness_leaves_no_root_behind() -> None:
