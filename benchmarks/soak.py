@@ -6,7 +6,8 @@ false failure: a flaky check or a harness that breaks under load.  Each run gets
 own name tag (``IPCC_RUN_TAG``) and its own scratch directory (``IPCC_TMPDIR``), so
 that what it leaves can be told from what other runs on the machine are using:
 
-* /dev/shm and /dev/mqueue entries whose names carry the run's tag;
+* /dev/shm entries and POSIX message queues whose names carry the run's tag (queues
+  are listed through an mqueue file system, mounted for the soak if need be);
 * anything left in the run's scratch directory (roots, FIFOs, socket files, and the
   temporary files of multiprocessing and tempfile: the run's TMPDIR points there too);
 * processes still alive with the run's tag in their environment (workers);
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Set
+from typing import List, Optional, Set, Tuple
 
 
 def burn() -> None:
@@ -60,10 +61,30 @@ def tagged_processes(tag: str) -> Set[str]:
     return found
 
 
-def leftovers(tag: str, scratch: str) -> Set[str]:
+def mqueue_mount() -> Tuple[Optional[str], str]:
+    """A directory listing the POSIX message queues, and a note on how it was found.
+
+    Queues are visible only through an ``mqueue`` file system, which many machines
+    (containers, CI images) do not mount.  Root can mount one anywhere, so the soak
+    does that when it must, and says when queues cannot be counted at all.
+    """
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "mqueue":
+                return fields[1], f"POSIX queues counted in {fields[1]}"
+    point = tempfile.mkdtemp(prefix="soak-mqueue-")
+    done = subprocess.run(["mount", "-t", "mqueue", "none", point], capture_output=True, text=True)
+    if done.returncode == 0:
+        return point, f"POSIX queues counted in {point} (an mqueue file system mounted for the soak)"
+    os.rmdir(point)
+    return None, f"POSIX queues NOT counted: no mqueue file system, and mounting one failed: {done.stderr.strip()}"
+
+
+def leftovers(tag: str, scratch: str, mqueue: Optional[str]) -> Set[str]:
     found = set()
-    for directory in ("/dev/shm", "/dev/mqueue"):
-        if os.path.isdir(directory):
+    for directory in ("/dev/shm", mqueue):
+        if directory and os.path.isdir(directory):
             found |= {f"{directory}/{e}" for e in os.listdir(directory) if tag in e}
     if os.path.isdir(scratch):
         found |= {os.path.join(scratch, e) for e in os.listdir(scratch)}
@@ -87,6 +108,8 @@ def main() -> int:
     # source folder, which has no ``suite``.  Hypothesis's database and pytest's base temp
     # dir (kept on purpose by pytest) live here too, apart from what a run is judged on.
     work = tempfile.mkdtemp(prefix="soak-work-")
+    mqueue, how = mqueue_mount()
+    print(how, flush=True)
     try:
         for run in range(1, args.runs + 1):
             tag = f"soak{secrets.token_hex(4)}"
@@ -102,7 +125,7 @@ def main() -> int:
             out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
             summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
             time.sleep(3)  # let other users of System V objects finish theirs
-            new = sorted(leftovers(tag, scratch) | (sysv_objects() - sysv_before))
+            new = sorted(leftovers(tag, scratch, mqueue) | (sysv_objects() - sysv_before))
             shutil.rmtree(scratch, ignore_errors=True)
             false_failures += out.returncode != 0
             leaks += len(new)
@@ -116,6 +139,9 @@ def main() -> int:
         for b in burners:
             b.kill()
         shutil.rmtree(work, ignore_errors=True)
+        if mqueue and mqueue.startswith(tempfile.gettempdir()):  # ours: unmount and remove it
+            subprocess.run(["umount", mqueue], check=False)
+            os.rmdir(mqueue)
     print(f"\n{args.runs} runs under {args.load} CPU burners: {false_failures} runs with false failures, "
           f"{leaks} leaked objects (targets: 0 and 0)")
     return 1 if false_failures or leaks else 0
