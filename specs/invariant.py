@@ -18,6 +18,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
+from .harness.faults import FAULTS
+
 if TYPE_CHECKING:
     from .harness.run import Case
 
@@ -89,6 +91,8 @@ class Invariant:
     check: CheckFn = field(repr=False, compare=False)
     #: Placements the check is meaningful in; empty means every placement.
     placements: FrozenSet[str] = frozenset()
+    #: Faults the harness may draw into its examples (``harness.faults``).
+    faults: FrozenSet[str] = frozenset()
 
     def missing(self, capabilities: Iterable[str]) -> List[str]:
         """The required capabilities a backend does not claim, sorted."""
@@ -107,6 +111,7 @@ def invariant(
     source: str,
     requires: Iterable[str] = (),
     placements: Iterable[str] = (),
+    faults: Iterable[str] = (),
 ) -> Callable[[CheckFn], CheckFn]:
     """Register ``fn`` as the check of a new invariant.
 
@@ -119,6 +124,9 @@ def invariant(
             raise ValueError(f"invariant id {id!r} registered twice")
         if not id.isidentifier() or id.lower() != id:
             raise ValueError(f"invariant id {id!r} must be a lower_snake_case statement")
+        unknown = sorted(set(faults) - set(FAULTS))
+        if unknown:
+            raise ValueError(f"invariant {id!r}: unknown faults {unknown}; expected some of {FAULTS}")
         _REGISTRY[id] = Invariant(
             id=id,
             family=family,
@@ -128,6 +136,7 @@ def invariant(
             requires=frozenset(requires),
             check=fn,
             placements=frozenset(placements),
+            faults=frozenset(faults),
         )
         return fn
 

@@ -26,6 +26,7 @@ from hypothesis.reporting import with_reporter
 from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
+from .faults import FAULT_PLACEMENTS, INTERRUPT_PERIODS_US, INTERRUPTS
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
@@ -40,6 +41,8 @@ PROFILES: Dict[str, Dict[str, Any]] = {
     "thorough": {"max_examples": 150},
 }
 DEFAULT_DEADLINE_S = 10.0
+#: The name the interrupt fault has among an example's drawn values (in microseconds).
+INTERRUPT_KEY = "interrupt_every_us"
 #: Replays of a failing minimal example, to tell FAIL (every replay fails) from FLAKY.
 DEFAULT_REPLAYS = 3
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
@@ -173,7 +176,7 @@ class Harness:
 
     def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "fast",
                  root_parent: Optional[str] = None, shrink: bool = True, replays: int = DEFAULT_REPLAYS,
-                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB) -> None:
+                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB, faults: bool = True) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
         if deadline_s <= 0:
@@ -189,6 +192,8 @@ class Harness:
         self.replays = replays
         #: Private memory a worker process may allocate on top of its start size (0: no cap).
         self.worker_memory = worker_memory_mib << 20
+        #: Draw the faults invariants opt in to (``harness.faults``); off, only their own data.
+        self.faults = faults
         self.root = ResourceRoot(root_parent)
         self._pools: Dict[str, Pool] = {}
 
@@ -230,6 +235,8 @@ class Case:
         self.placement = placement
         self.example: Dict[str, Any] = {}
         self.examples_run = 0
+        #: The drawn fault of the current example (see faults.py): 0 is none.
+        self.interrupt_period_s = 0.0
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -257,10 +264,16 @@ class Case:
         if not self.harness.shrink:
             options["phases"] = [p for p in Phase if p is not Phase.shrink]
 
+        faulty = (self.harness.faults and INTERRUPTS in self.invariant.faults
+                  and self.placement in FAULT_PLACEMENTS)
+        if faulty:
+            strategies = dict(strategies, **{INTERRUPT_KEY: st.sampled_from(INTERRUPT_PERIODS_US)})
+            examples = [dict(pinned, **{INTERRUPT_KEY: 0}) for pinned in examples]
+
         def example(**drawn: Any) -> None:
             self.example = drawn
             self.examples_run += 1
-            body(**drawn)
+            self._call(body, drawn)
 
         for pinned in reversed(list(examples)):
             example = hypothesis.example(**pinned)(example)
@@ -290,6 +303,12 @@ class Case:
                 raise unflaked from flaky
             raise self._replay(unflaked, body, self.harness.replays) from None
 
+    def _call(self, body: Callable[..., None], drawn: Dict[str, Any]) -> None:
+        """Run ``body`` on one drawn example; the drawn fault is the harness's to apply."""
+        args = dict(drawn)
+        self.interrupt_period_s = args.pop(INTERRUPT_KEY, 0) / 1e6
+        body(**args)
+
     def _replay(self, violation: Violation, body: Callable[..., None], runs: int) -> Violation:
         """Run the minimal example ``runs`` more times: FAIL if each run fails, else FLAKY.
 
@@ -303,7 +322,7 @@ class Case:
         failed = 0
         for _ in range(runs):
             try:
-                body(**drawn)
+                self._call(body, drawn)
             except (Exception, HangFound, ApiBroken):
                 failed += 1
         return violation.replayed(failed, runs, flaky=violation.flaky or failed < runs)
@@ -330,7 +349,8 @@ class Case:
             tasks = [
                 RoleTask(r.proc, r.fn, r.args, channel, scope.directory,
                          "pool" if self.placement in ("spawn", "forkserver") else self.placement,
-                         self.harness.deadline_s, r.opens, self.harness.worker_memory)
+                         self.harness.deadline_s, r.opens, self.harness.worker_memory,
+                         interrupt_period_s=self.interrupt_period_s)
                 for r in roles
             ]
             outcomes = self._dispatch(tasks, channel)

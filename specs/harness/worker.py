@@ -19,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
+from .faults import INTERRUPT_SIGNAL, InterruptStorm
 from .history import FAIL, INVOKE, OK, Recorder
 
 #: What the parent sends a worker still running at the deadline.  faulthandler's
@@ -45,6 +46,8 @@ class RoleTask:
     opens: bool = True
     #: Private memory the worker may allocate beyond what it has at the start (0: no cap).
     memory_allowance: int = 0
+    #: Interrupt the role's blocking calls with a signal this often (0: never); see faults.py.
+    interrupt_period_s: float = 0.0
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def file(self, what: str) -> str:
@@ -207,7 +210,10 @@ def run_role(task: RoleTask, opened: Optional[threading.Event] = None,
     try:
         if not task.opens and task.mode != "thread":
             task.channel.detach()  # a role that opens nothing keeps no stray copies
-        value = task.fn(proc, *task.args)
+        if task.interrupt_period_s and task.mode != "thread":
+            value = _run_interrupted(proc, task)
+        else:
+            value = task.fn(proc, *task.args)
         outcome: Dict[str, Any] = {"status": "ok", "value": value}
     except BaseException as exc:
         outcome = {
@@ -222,6 +228,15 @@ def run_role(task: RoleTask, opened: Optional[threading.Event] = None,
             opened.set()  # a role that failed before opening must not stall the parent
     write_result(task, outcome)
     proc.recorder.close()
+
+
+def _run_interrupted(proc: Proc, task: RoleTask) -> Any:
+    storm = InterruptStorm(task.interrupt_period_s)
+    try:
+        with storm:
+            return task.fn(proc, *task.args)
+    finally:  # in the history, so a failure shows that the signals did land
+        proc.note("interrupted", f"{storm.count} times by {INTERRUPT_SIGNAL.name}")
 
 
 def write_result(task: RoleTask, outcome: Dict[str, Any]) -> None:

@@ -296,3 +296,38 @@ def test_the_name_tag_is_unique_per_run_and_inherited_by_children() -> None:
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert child.strip() == tag  # a process started from this run shares its tag
     assert other_run.strip() and other_run.strip() != tag  # another run (even with the same gw id) does not
+
+
+def reads_a_late_byte(proc: Proc, c_level: bool) -> Any:
+    """Block in read(2) until a thread writes 60 ms later; ``c_level`` reads through ctypes,
+    which, unlike os.read, does not retry after EINTR."""
+    import ctypes
+    import threading
+
+    r, w = os.pipe()
+    threading.Timer(0.06, os.write, (w, b"x")).start()
+    if not c_level:
+        return proc.call("read", os.read, r, 1)
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(1)
+    n = proc.call("read", libc.read, r, buf, 1)
+    return n if n >= 0 else f"errno {ctypes.get_errno()}"
+
+
+@pytest.mark.parametrize("placement", ["fork", "spawn"])
+def test_the_interrupt_fault_lands_and_pep475_retries_through_it(harness: Harness, placement: str) -> None:
+    """The drawn fault must reach the role's blocking calls, or a check that draws it
+    could never fail because of it."""
+    import errno
+
+    case = _case(harness, placement)
+    case.interrupt_period_s = 0.0005
+    out = case.run([Role("P", reads_a_late_byte, (True,))])
+    assert out.value("P") == f"errno {errno.EINTR}"  # a C-level read sees the signal
+    out = case.run([Role("P", reads_a_late_byte, (False,))])
+    assert out.value("P") == b"x"  # os.read retries (PEP 475)
+    (note,) = out.history.of("P", "interrupted")
+    assert int(note.detail.split()[0]) > 0, note
+    case.interrupt_period_s = 0.0
+    out = case.run([Role("P", reads_a_late_byte, (True,))])
+    assert out.value("P") == 1 and not out.history.of("P", "interrupted")
