@@ -17,6 +17,7 @@ from typing import Any, FrozenSet, Optional
 import posix_ipc
 import sysv_ipc
 
+from ipc_impls._eintr import retry_interrupted
 from ipc_specs.harness.resources import Scope, register_remover
 from ipc_specs.invariant import Unresolved
 from ipc_specs.limits import probe
@@ -52,13 +53,13 @@ class PosixEndpoint:
 
     def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
         try:
-            self.mq.send(data, timeout=_seconds(timeout_ms), priority=tag or 0)
+            retry_interrupted(lambda left: self.mq.send(data, timeout=left, priority=tag or 0), _seconds(timeout_ms))
         except posix_ipc.BusyError:
             raise queue.Full from None
 
     def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
         try:
-            data, prio = self.mq.receive(timeout=_seconds(timeout_ms))
+            data, prio = retry_interrupted(lambda left: self.mq.receive(timeout=left), _seconds(timeout_ms))
         except posix_ipc.BusyError:
             raise queue.Empty from None
         return data, prio
@@ -149,7 +150,8 @@ class SysvEndpoint:
         if timeout_ms not in (None, 0):
             raise ValueError("System V queues have no timed send")
         try:
-            self.mq.send(data, block=timeout_ms is None, type=1 if tag is None else tag)
+            retry_interrupted(lambda _: self.mq.send(data, block=timeout_ms is None, type=1 if tag is None else tag),
+                              None)
         except sysv_ipc.BusyError:
             raise queue.Full from None
         except sysv_ipc.ExistentialError as exc:
@@ -159,7 +161,7 @@ class SysvEndpoint:
         if timeout_ms not in (None, 0):
             raise ValueError("System V queues have no timed receive")
         try:
-            data, mtype = self.mq.receive(block=timeout_ms is None, type=select)
+            data, mtype = retry_interrupted(lambda _: self.mq.receive(block=timeout_ms is None, type=select), None)
         except sysv_ipc.BusyError:
             raise queue.Empty from None
         except sysv_ipc.ExistentialError as exc:  # removed while we slept (EIDRM)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional
 import posix_ipc
 import sysv_ipc
 
+from ipc_impls._eintr import retry_interrupted
 from ipc_specs.harness.resources import Scope, register_remover
 from ipc_specs.semaphores import protocol as p
 
@@ -115,7 +116,7 @@ class PosixHandle:
         self.sem = sem
 
     def acquire(self) -> None:
-        self.sem.acquire()
+        retry_interrupted(lambda _: self.sem.acquire(), None)
 
     def try_acquire(self) -> bool:
         try:
@@ -126,7 +127,7 @@ class PosixHandle:
 
     def acquire_timeout(self, timeout_ms: int) -> bool:
         try:
-            self.sem.acquire(timeout_ms / 1000)
+            retry_interrupted(self.sem.acquire, timeout_ms / 1000)
         except posix_ipc.BusyError:
             return False
         return True
@@ -209,7 +210,7 @@ class SysvHandle:
         sem.undo = undo  # SEM_UNDO on every semop of this handle
 
     def acquire(self) -> None:
-        self.sem.acquire()
+        retry_interrupted(lambda _: self.sem.acquire(), None)
 
     def try_acquire(self) -> bool:
         # block=False is IPC_NOWAIT.  Not acquire(0): without semtimedop the module
@@ -225,7 +226,7 @@ class SysvHandle:
 
     def acquire_timeout(self, timeout_ms: int) -> bool:
         try:
-            self.sem.acquire(timeout_ms / 1000)
+            retry_interrupted(self.sem.acquire, timeout_ms / 1000)
         except sysv_ipc.BusyError:
             return False
         return True
