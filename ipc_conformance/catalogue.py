@@ -75,8 +75,13 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
              f"- Needs: {', '.join(f'`{r}`' for r in sorted(inv.requires)) or 'nothing beyond the kind'}"]
     if inv.placements:
         lines.append(f"- Placements: {', '.join(sorted(inv.placements))}")
+    if inv.faults:
+        lines.append(f"- Faults drawn into its examples: {', '.join(sorted(inv.faults))} "
+                     "(fork, spawn and forkserver placements)")
     lines.append(f"- Reference backends held to it: {', '.join(f'`{c}`' for c in claimants) or 'none'}")
-    lines.append("- Broken twins: " + ("; ".join(f"`{e.backend.name}`: {e.lesson}" for e in twins) or "none"))
+    lines.append("- Broken twins: " + ("; ".join(f"`{e.backend.name}`"
+                                                 + (f" (caught only with the {e.fault} fault)" if e.fault else "")
+                                                 + f": {e.lesson}" for e in twins) or "none"))
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,9 @@ class Exhibit:
     lesson: str  # one sentence: the folk-knowledge mistake it embodies
     placement: str = "fork"
     hangs: bool = False  # caught by the watchdog: run it with a short deadline
+    #: The drawn fault (``ipc_specs.harness.faults``) without which it passes: it is
+    #: that fault, not the invariant's own data, that this exhibit shows to bite.
+    fault: str = ""
 
     @property
     def name(self) -> str:

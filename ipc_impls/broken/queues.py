@@ -14,6 +14,7 @@ from typing import Any, FrozenSet, List, Optional, Tuple
 import posix_ipc
 import sysv_ipc
 
+from ipc_specs.harness.faults import INTERRUPTS
 from ipc_specs.harness.resources import Scope
 from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import Received
@@ -299,7 +300,24 @@ class EofAsEmptyMessage(SocketEndpoint):
         return self.rx.recv(self.bufsize), 0
 
 
+# --- every_message_delivered_exactly_once, under the interrupts fault -----------------------
+class SignalKillsReceive(PosixEndpoint):
+    """Calls posix_ipc as its examples do: a signal that lands while ``receive()`` waits
+    raises ``posix_ipc.SignalError`` (EINTR), and the consumer's loop dies with it,
+    leaving messages nobody takes.  C extensions do not get PEP 475's retry for free."""
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        try:
+            data, prio = self.mq.receive(timeout=None if timeout_ms is None else timeout_ms / 1000)
+        except posix_ipc.BusyError:
+            raise queue.Empty from None
+        return data, prio
+
+
 EXHIBITS: List[Exhibit] = [
+    Exhibit(_posix_variant("broken-signal-kills-receive", SignalKillsReceive), "every_message_delivered_exactly_once",
+            "posix_ipc raises SignalError when a signal cuts a wait short: retry the receive, do not give up.",
+            fault=INTERRUPTS),
     Exhibit(StreamAsQueueBackend(), "each_receive_returns_one_whole_message",
             "recv(1024) on a stream socket is not a message: streams need framing and a read loop."),
     Exhibit(_posix_variant("broken-redelivers-first", RedeliversFirst), "every_message_delivered_exactly_once",

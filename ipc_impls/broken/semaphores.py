@@ -10,8 +10,10 @@ import multiprocessing
 import threading
 from typing import Any, FrozenSet, List
 
+import posix_ipc
 import sysv_ipc
 
+from ipc_specs.harness.faults import INTERRUPTS
 from ipc_specs.harness.resources import Scope
 from ipc_specs.semaphores import protocol as p
 
@@ -217,7 +219,46 @@ class UndoUnclaimedBackend(SysvUndoSemaphoreBackend):
     capabilities: FrozenSet[str] = SysvUndoSemaphoreBackend.capabilities - {p.HOLDER_DEATH_RELEASES}
 
 
+# --- faults drawn into holders_never_exceed_value and timed_acquire_on_zero_… --------------
+class SignalIsTimeout(PosixHandle):
+    """Catches the interruption along with the timeout: a signal during ``acquire(t)``
+    (``posix_ipc.SignalError``, EINTR) answers "timed out" long before ``t``."""
+
+    def acquire_timeout(self, timeout_ms: int) -> bool:
+        try:
+            self.sem.acquire(timeout_ms / 1000)
+        except (posix_ipc.BusyError, posix_ipc.SignalError):
+            return False
+        return True
+
+
+class SignalKillsAcquire(SysvHandle):
+    """Calls sysv_ipc directly: a signal while ``acquire()`` waits raises
+    ``sysv_ipc.Error('Signaled while waiting')``, and the worker dies with it."""
+
+    def acquire(self) -> None:
+        self.sem.acquire()
+
+
+class SignalKillsAcquireBackend(SysvSemaphoreBackend):
+    name = "broken-signal-kills-acquire"
+
+    def setup(self, scope: Scope) -> SysvChannel:
+        class Channel(SysvChannel):
+            def open(self) -> SysvHandle:
+                return SignalKillsAcquire(sysv_ipc.Semaphore(self.key), self.undo)
+
+        return Channel(scope, self.undo)
+
+
 EXHIBITS: List[Exhibit] = [
+    Exhibit(_posix_variant("broken-signal-is-timeout", SignalIsTimeout),
+            "timed_acquire_on_zero_waits_at_least_its_timeout",
+            "EINTR is not ETIMEDOUT: an interrupted timed wait must go on for the rest of its timeout.",
+            fault=INTERRUPTS),
+    Exhibit(SignalKillsAcquireBackend(), "holders_never_exceed_value",
+            "sysv_ipc reports a signal during a wait as an error: retry the acquire, do not let it end the worker.",
+            fault=INTERRUPTS),
     Exhibit(ThreadingSemaphoreBackend(), "holders_never_exceed_value",
             "A threading.Semaphore is copied by fork: each process counts alone, and all get in at once."),
     Exhibit(_posix_variant("broken-coalescing-release", CoalescingRelease), "value_follows_acquires_and_releases",

@@ -6,6 +6,7 @@ one piece of folk knowledge gone wrong; the docstring says what and why.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import queue
@@ -14,6 +15,7 @@ import threading
 import time
 from typing import Any, FrozenSet, List, Optional
 
+from ipc_specs.harness.faults import INTERRUPTS
 from ipc_specs.harness.resources import Scope
 from ipc_specs.streams import protocol as p
 
@@ -59,6 +61,30 @@ class IgnoresPartialWrites(FdWriter):
 class PartialWritePipe(PipeChannel):
     def open_writer(self, *, nonblocking: bool = False) -> FdWriter:
         return IgnoresPartialWrites(super().open_writer().fd)
+
+
+class EintrEndsRead(FdReader):
+    """Reads through the C library (``libc.read`` via ctypes, as C extensions do) and
+    maps EINTR to b'': the pre-PEP 475 idiom ``except InterruptedError: return b''``.
+    Left alone it is a perfect reader; a signal that lands while it waits for data
+    ends the stream early.  Caught only when the suite draws the interrupts fault."""
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def read(self, n: int) -> bytes:
+        buf = ctypes.create_string_buffer(max(n, 1))
+        got = self.libc.read(self.fd, buf, n)
+        if got < 0:
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                return b""
+            raise OSError(err, os.strerror(err))
+        return buf.raw[:got]
+
+
+class EintrEndsReadPipe(PipeChannel):
+    def open_reader(self, *, nonblocking: bool = False) -> FdReader:
+        return EintrEndsRead(super().open_reader().fd)
 
 
 class SplitsLines(FdReader):
@@ -435,6 +461,9 @@ class RegularFileFifoBackend(FifoBackend):
 
 
 EXHIBITS: List[Exhibit] = [
+    Exhibit(_pipe_variant("broken-eintr-ends-read", EintrEndsReadPipe), "bytes_arrive_complete_and_in_order",
+            "A signal during a blocking read is EINTR, to retry (PEP 475); taken for EOF it cuts the stream short.",
+            fault=INTERRUPTS),
     Exhibit(_pipe_variant("broken-ignores-partial-writes", PartialWritePipe), "bytes_arrive_complete_and_in_order",
             "A nonblocking write above PIPE_BUF may be partial; ignoring its count loses bytes."),
     Exhibit(_fifo_variant("broken-newline-splitting-fifo", LineSplittingFifo), "bytes_arrive_complete_and_in_order",

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hypothesis import strategies as st
 
+from ..harness.faults import INTERRUPTS
 from ..harness.history import INVOKE, OK
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant, short_repr
@@ -101,6 +102,7 @@ def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: boo
          "none lost, none duplicated, none that was never sent.",
     source="mq_overview(7), msgrcv(2): a received message is removed from the queue; Python docs "
            "multiprocessing.Queue 'process and thread safe'",
+    faults=[INTERRUPTS],
 )
 def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
     limits = preflight(case)
@@ -119,6 +121,7 @@ def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
          "consumers take them; no order between different producers is assumed.",
     source="mq_send(3) 'inserted … after any other messages with the same priority'; msgrcv(2) 'the first "
            "message in the queue'; unix(7) 'SOCK_DGRAM … don't reorder datagrams'",
+    faults=[INTERRUPTS],
 )
 def each_producers_messages_arrive_in_its_order(backend: object, case: Case) -> None:
     limits = preflight(case)

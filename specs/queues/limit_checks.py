@@ -12,6 +12,7 @@ from typing import Any, List, Optional
 
 from hypothesis import strategies as st
 
+from ..harness.faults import INTERRUPTS
 from ..harness.run import Case, Role
 from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from ..strategies import Blob
@@ -68,6 +69,7 @@ def _waited_at_least(case: Case, out: Any, proc: str, op: str, index: int, timeo
     source="mq_send(3) 'If the message queue is already full … mq_send() blocks … EAGAIN … ETIMEDOUT'; msgsnd(2) "
            "'IPC_NOWAIT … EAGAIN'; LTP mq_send assertions 5, 7, 10; Python docs queue.Queue.put",
     requires=[BOUNDED_CAPACITY],
+    faults=[INTERRUPTS],
 )
 def full_queue_blocks_or_rejects_sender(backend: object, case: Case) -> None:
     limits = preflight(case)
@@ -116,6 +118,7 @@ def full_queue_blocks_or_rejects_sender(backend: object, case: Case) -> None:
          "receive consumes nothing, and nothing is delivered twice.",
     source="mq_receive(3) 'If the queue is empty … blocks … EAGAIN … ETIMEDOUT'; msgrcv(2) 'IPC_NOWAIT … ENOMSG'; "
            "LTP mq_receive assertions 5, 7, 10; Python docs queue.Queue.get",
+    faults=[INTERRUPTS],
 )
 def empty_queue_blocks_or_rejects_receiver(backend: object, case: Case) -> None:
     limits = preflight(case)
@@ -269,6 +272,7 @@ def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> 
     source="unix(7) SOCK_SEQPACKET 'connection-oriented'; recv(2) 'the return value will be 0 when the peer has "
            "performed an orderly shutdown'; Python docs Connection.recv_bytes 'Raises EOFError'",
     requires=[EOF_ON_CLOSE],
+    faults=[INTERRUPTS],
 )
 def receive_reports_eof_after_senders_close(backend: object, case: Case) -> None:
     preflight(case)

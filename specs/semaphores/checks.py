@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from hypothesis import strategies as st
 
+from ..harness.faults import INTERRUPTS
 from ..harness.history import INVOKE, OK, Event, History
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
@@ -84,6 +85,7 @@ def peak_overlap(pairs: Sequence[Tuple[Event, Event]]) -> Tuple[int, List[Event]
          "(between a successful acquire and their release) than the value the semaphore was created with.",
     source="sem_overview(7) and POSIX sem_wait(3): a semaphore's value is the number of units free, and "
            "sem_wait blocks while it is zero; CPython _test_multiprocessing _TestSemaphore",
+    faults=[INTERRUPTS],
 )
 def holders_never_exceed_value(backend: object, case: Case) -> None:
     """Measured from the histories, independently of the semaphore: a process notes
@@ -237,6 +239,7 @@ def call_durations(h: History, proc: str, op: str) -> List[Tuple[Event, Event]]:
            "(ETIMEDOUT); Python docs multiprocessing.Semaphore.acquire(timeout); CPython "
            "_TestSemaphore.test_timeout; posix_ipc tests/test_semaphores.py",
     requires=[TIMEOUTS],
+    faults=[INTERRUPTS],
 )
 def timed_acquire_on_zero_waits_at_least_its_timeout(backend: object, case: Case) -> None:
     def body(value: int, timeouts: List[int]) -> None:
@@ -270,6 +273,7 @@ def timed_acquire_on_zero_waits_at_least_its_timeout(backend: object, case: Case
     source="POSIX sem_post(3): 'If the value of the semaphore resulting from this operation is zero, then one "
            "of the threads blocked waiting for the semaphore shall be allowed to return successfully'; "
            "LTP sem_post assertions 2 and 8",
+    faults=[INTERRUPTS],
 )
 def k_releases_admit_exactly_k_waiters(backend: object, case: Case) -> None:
     """R holds every unit, releases k and waits for k entries (a lost wake-up leaves R and

@@ -13,6 +13,7 @@ from typing import Dict, List, Sequence
 from hypothesis import strategies as st
 
 from .. import limits
+from ..harness.faults import INTERRUPTS
 from ..harness.history import INVOKE
 from ..harness.run import Case, Outcome, Role
 from ..invariant import Level, expect, invariant, short_repr
@@ -60,6 +61,7 @@ def _stream_example(case: Case, plans: List[List[Blob]], read_size: int, close_d
     rule="Every byte each writer writes reaches the reader exactly once and in that writer's order; "
          "reads may return any part of the stream, so a correct reader loops.",
     source="pipe(7): 'a pipe has no concept of message boundaries'; POSIX write(2) on pipes and FIFOs",
+    faults=[INTERRUPTS],
 )
 def bytes_arrive_complete_and_in_order(backend: object, case: Case) -> None:
     cap = limits.pipe_capacity()
@@ -82,6 +84,7 @@ def bytes_arrive_complete_and_in_order(backend: object, case: Case) -> None:
     source="pipe(7): 'If all file descriptors referring to the write end of a pipe have been closed, "
            "then an attempt to read(2) from the pipe will see end-of-file'; LTP pipe/pipe13.c, pipe14.c",
     requires=[EOF_ON_CLOSE],
+    faults=[INTERRUPTS],
 )
 def eof_after_last_writer_closes(backend: object, case: Case) -> None:
     def body(plans: List[List[Blob]], close_delays: List[int], read_size: int) -> None:
@@ -114,6 +117,7 @@ def eof_after_last_writer_closes(backend: object, case: Case) -> None:
     source="pipe(7) 'PIPE_BUF'; POSIX write(2): 'Write requests of {PIPE_BUF} bytes or less shall not be "
            "interleaved'; LTP pipe/pipe11.c",
     requires=[MULTI_WRITER, ATOMIC_PIPE_BUF],
+    faults=[INTERRUPTS],
 )
 def small_writes_never_interleave(backend: object, case: Case) -> None:
     pb = limits.pipe_buf()
@@ -152,6 +156,7 @@ def small_writes_never_interleave(backend: object, case: Case) -> None:
     source="pipe(7) 'Pipe capacity': 'If a process attempts to write to a full pipe, then write(2) blocks "
            "until sufficient data has been read'",
     requires=[BOUNDED_BUFFER],
+    faults=[INTERRUPTS],
 )
 def full_buffer_blocks_writer_until_reader_drains(backend: object, case: Case) -> None:
     def body(extra: int, chunk: int, delay_ms: int) -> None:

@@ -8,6 +8,7 @@ from typing import List
 from hypothesis import strategies as st
 
 from .. import limits
+from ..harness.faults import INTERRUPTS
 from ..harness.history import OK
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant, short_repr
@@ -22,6 +23,7 @@ FAMILY = "stream"
     rule="A blocking open of one end of a FIFO does not return before some process opens the other end.",
     source="fifo(7): 'Normally, opening the FIFO blocks until the other end is opened also'",
     requires=[BLOCKING_OPEN],
+    faults=[INTERRUPTS],
 )
 def blocking_open_waits_for_peer(backend: object, case: Case) -> None:
     def body(first: str, delay_ms: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from ipc_impls.broken import Exhibit, all_exhibits
 from ipc_specs import Harness, Unresolved, Violation, all_invariants, check
+from ipc_specs.invariant import get_invariant
 
 EXHIBITS = all_exhibits()
 
@@ -24,6 +25,27 @@ def test_exhibit_is_caught_by_the_invariant_it_breaks(exhibit: Exhibit, quick_ha
     assert caught.value.invariant == exhibit.breaks, caught.value
     if exhibit.hangs:
         assert "hung in" in caught.value.got
+
+
+FAULTY = [e for e in EXHIBITS if e.fault]
+
+
+@pytest.mark.parametrize("exhibit", FAULTY, ids=[e.name for e in FAULTY])
+def test_fault_exhibit_passes_without_its_fault(exhibit: Exhibit) -> None:
+    """Such an exhibit shows that the drawn fault bites: with faults off it must pass,
+    or it would be caught by the invariant's own data and show nothing about the fault."""
+    assert exhibit.fault in get_invariant(exhibit.breaks).faults
+    harness = Harness(deadline_s=3.0, profile="ci", shrink=False, replays=1, faults=False)
+    try:
+        check(exhibit.backend, exhibit.breaks, placement=exhibit.placement, harness=harness)
+    finally:
+        assert harness.close() == []
+
+
+def test_the_interrupts_fault_has_an_exhibit_in_each_family_that_draws_it() -> None:
+    drawing = {i.family for i in all_invariants() if i.faults}
+    shown = {get_invariant(e.breaks).family for e in FAULTY}
+    assert drawing <= shown, drawing - shown
 
 
 @pytest.mark.parametrize("inv", all_invariants(), ids=[i.id for i in all_invariants()])
