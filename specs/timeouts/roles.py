@@ -48,11 +48,12 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
     """One scope around waiting code; then linger outside it to catch a second firing."""
     t = proc.open("open_timeouts")
     scope = t.timeout(ms / 1000)
-    result: Dict[str, Any] = {"outcome": "guarded code ran to its end", "raised_inside": False}
+    result: Dict[str, Any] = {"outcome": "guarded code ran to its end", "raised_inside": False, "began": False}
     result["t_enter"] = time.monotonic_ns()
     try:
         with scope:
             try:
+                result["began"] = True
                 block(kind, budget_end(proc))
             except TimeoutError:
                 result["raised_inside"] = True
@@ -61,6 +62,10 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
                 raise
     except TimeoutError:
         result["outcome"] = "TimeoutError"
+        # Raised before the guarded code began: a short timeout on a loaded machine can
+        # expire while the scope is still being entered.  Taken after the fact, this
+        # time is an upper bound of when it fired.
+        result.setdefault("t_raised", time.monotonic_ns())
     result["fired"] = bool(scope.fired)
     result["later"] = _linger(proc, linger_ms)
     return result
