@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,9 @@ def main() -> int:
     parser.add_argument("--profile", default="fast")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the finally clauses stop the burners, kill the pytest
+    # run in progress (subprocess.run does on any exception), unmount and remove.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.load)]
     for b in burners:
         b.start()
