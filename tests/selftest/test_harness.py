@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -16,7 +17,14 @@ from hypothesis import strategies as st
 
 from ipc_specs import Harness, Role, Violation
 from ipc_specs.harness.placements import PLACEMENTS
-from ipc_specs.harness.resources import ResourceRoot, Scope, register_remover, sweep_debris, unguessable_name
+from ipc_specs.harness.resources import (
+    ResourceRoot,
+    Scope,
+    adopt_multiprocessing_tempdir,
+    register_remover,
+    sweep_debris,
+    unguessable_name,
+)
 from ipc_specs.harness.run import HangFound
 from ipc_specs.harness.worker import Proc
 
@@ -259,20 +267,33 @@ def test_multiprocessing_temp_dir_is_removed_at_exit_or_swept_after_a_kill(tmp_p
     """multiprocessing's own ``pymp-*`` dir (the forkserver's socket) would survive a SIGKILL."""
     script = tmp_path / "user.py"
     script.write_text(_FORKSERVER_USER)
-    base = tmp_path / "base"
-    base.mkdir()
-    env = dict(os.environ, IPCC_TMPDIR=str(base), TMPDIR=str(tmp_path))
-    out = subprocess.run([sys.executable, str(script), ending], env=env, capture_output=True, text=True,
-                         timeout=120)
-    path, listing = out.stdout.split(" ", 1)
-    assert os.path.dirname(path) == str(base) and "listener-" in listing, out
-    assert not list(tmp_path.glob("pymp-*")), "multiprocessing made its own temp dir anyway"
-    if ending == "exits":
-        assert out.returncode == 0 and not os.path.exists(path), out
-    else:
-        assert out.returncode == -signal.SIGKILL and os.path.isdir(path), out
-        lines = sweep_debris(str(base))
-        assert len(lines) == 1 and path in lines[0] and not os.path.exists(path)
+    # A short base: under pytest-xdist tmp_path is too long for a socket path inside it
+    # (the function then leaves multiprocessing alone, on purpose).
+    base = tempfile.mkdtemp(prefix="mpt-")
+    try:
+        env = dict(os.environ, IPCC_TMPDIR=base, TMPDIR=str(tmp_path))
+        out = subprocess.run([sys.executable, str(script), ending], env=env, capture_output=True, text=True,
+                             timeout=120)
+        path, listing = out.stdout.split(" ", 1)
+        assert os.path.dirname(path) == base and "listener-" in listing, out
+        assert not list(tmp_path.glob("pymp-*")), "multiprocessing made its own temp dir anyway"
+        if ending == "exits":
+            assert out.returncode == 0 and not os.path.exists(path), out
+        else:
+            assert out.returncode == -signal.SIGKILL and os.path.isdir(path), out
+            lines = sweep_debris(base)
+            assert len(lines) == 1 and path in lines[0] and not os.path.exists(path)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_multiprocessing_temp_dir_is_left_alone_when_a_socket_would_not_fit(tmp_path: Any,
+                                                                             monkeypatch: Any) -> None:
+    import multiprocessing.process
+
+    monkeypatch.setenv("IPCC_TMPDIR", str(tmp_path / ("x" * 100)))
+    monkeypatch.setitem(multiprocessing.process.current_process()._config, "tempdir", None)
+    assert adopt_multiprocessing_tempdir() is None
 
 
 def test_a_harness_leaves_no_root_behind() -> None:
