@@ -92,6 +92,9 @@ class MpPipeStreamAdapter:
     name = "mp-pipe-adapter"
     kind = "stream"
     wiring = "inherit"
+    # Not WRITER_DEATH_IS_CLOSE: a writer killed inside send_bytes leaves half a frame,
+    # and recv_bytes then raises OSError('got end of file during message') instead of
+    # returning EOF, which is how the framing reports a torn message.
     capabilities: FrozenSet[str] = frozenset({p.EOF_ON_CLOSE, p.BOUNDED_BUFFER, p.EPIPE})
 
     def setup(self, scope: Scope) -> MpPipeChannel:

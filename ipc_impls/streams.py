@@ -68,7 +68,8 @@ class PipeBackend:
     kind = "stream"
     wiring = "inherit"
     capabilities: FrozenSet[str] = frozenset(
-        {p.MULTI_WRITER, p.ATOMIC_PIPE_BUF, p.EOF_ON_CLOSE, p.BOUNDED_BUFFER, p.EPIPE, "thread_safe"}
+        {p.MULTI_WRITER, p.ATOMIC_PIPE_BUF, p.EOF_ON_CLOSE, p.WRITER_DEATH_IS_CLOSE, p.BOUNDED_BUFFER, p.EPIPE,
+         "thread_safe"}
     )
 
     def setup(self, scope: Scope) -> PipeChannel:
@@ -108,8 +109,8 @@ class FifoBackend:
     kind = "stream"
     wiring = "named"
     capabilities: FrozenSet[str] = frozenset(
-        {p.MULTI_WRITER, p.ATOMIC_PIPE_BUF, p.EOF_ON_CLOSE, p.BOUNDED_BUFFER, p.EPIPE, p.BLOCKING_OPEN,
-         p.NONBLOCKING_OPEN, p.REOPEN_AFTER_EOF, p.DISCARDS_ON_LAST_CLOSE, "thread_safe"}
+        {p.MULTI_WRITER, p.ATOMIC_PIPE_BUF, p.EOF_ON_CLOSE, p.WRITER_DEATH_IS_CLOSE, p.BOUNDED_BUFFER, p.EPIPE,
+         p.BLOCKING_OPEN, p.NONBLOCKING_OPEN, p.REOPEN_AFTER_EOF, p.DISCARDS_ON_LAST_CLOSE, "thread_safe"}
     )
 
     def setup(self, scope: Scope) -> FifoChannel:
@@ -156,7 +157,8 @@ class UnixStreamBackend:
     kind = "stream"
     wiring = "inherit"
     capabilities: FrozenSet[str] = frozenset(
-        {p.MULTI_WRITER, p.EOF_ON_CLOSE, p.BOUNDED_BUFFER, p.EPIPE, p.HALF_CLOSE, "thread_safe"}
+        {p.MULTI_WRITER, p.EOF_ON_CLOSE, p.WRITER_DEATH_IS_CLOSE, p.BOUNDED_BUFFER, p.EPIPE, p.HALF_CLOSE,
+         "thread_safe"}
     )
 
     def setup(self, scope: Scope) -> SocketChannel:
@@ -181,7 +183,7 @@ class TcpLoopbackBackend:
     # No EPIPE claim: after the peer closes, the first write is accepted and only the
     # peer's RST turns later writes into EPIPE/ECONNRESET (tcp(7)).
     capabilities: FrozenSet[str] = frozenset(
-        {p.MULTI_WRITER, p.EOF_ON_CLOSE, p.BOUNDED_BUFFER, p.HALF_CLOSE, "thread_safe"}
+        {p.MULTI_WRITER, p.EOF_ON_CLOSE, p.WRITER_DEATH_IS_CLOSE, p.BOUNDED_BUFFER, p.HALF_CLOSE, "thread_safe"}
     )
     buffer = 65536
 

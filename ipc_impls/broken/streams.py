@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import multiprocessing
 import os
 import queue
 import signal
@@ -15,7 +16,7 @@ import threading
 import time
 from typing import Any, FrozenSet, List, Optional
 
-from ipc_specs.harness.faults import INTERRUPTS
+from ipc_specs.harness.faults import INTERRUPTS, KILLS
 from ipc_specs.harness.resources import Scope
 from ipc_specs.streams import protocol as p
 
@@ -85,6 +86,52 @@ class EintrEndsRead(FdReader):
 class EintrEndsReadPipe(PipeChannel):
     def open_reader(self, *, nonblocking: bool = False) -> FdReader:
         return EintrEndsRead(super().open_reader().fd)
+
+
+class RegisteredWriter(FdWriter):
+    def __init__(self, fd: int, active: Any) -> None:
+        super().__init__(fd)
+        self.active = active
+
+    def close(self) -> None:
+        super().close()
+        with self.active.get_lock():
+            self.active.value -= 1
+
+
+class RegistryReader(FdReader):
+    """Trusts a count of open writers over the kernel's EOF: b'' while the count is
+    above zero is taken for "a writer between two writes", and read again."""
+
+    def __init__(self, fd: int, active: Any) -> None:
+        super().__init__(fd)
+        self.active = active
+
+    def read(self, n: int) -> bytes:
+        while True:
+            chunk = os.read(self.fd, n)
+            if chunk or self.active.value == 0:
+                return chunk
+            time.sleep(0.001)
+
+
+class WriterRegistryPipe(PipeChannel):
+    """Writers sign in and out of a shared counter (a ``multiprocessing.Value``), and
+    the reader ends when it is back to zero.  Until a writer dies: the kernel closes
+    its end, so EOF is there, but it never signs out, and the reader waits for ever.
+    Caught only when the suite draws the kills fault."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = multiprocessing.Value("i", 0)
+
+    def open_writer(self, *, nonblocking: bool = False) -> FdWriter:
+        with self.active.get_lock():
+            self.active.value += 1
+        return RegisteredWriter(super().open_writer().fd, self.active)
+
+    def open_reader(self, *, nonblocking: bool = False) -> FdReader:
+        return RegistryReader(super().open_reader().fd, self.active)
 
 
 class SplitsLines(FdReader):
@@ -461,6 +508,9 @@ class RegularFileFifoBackend(FifoBackend):
 
 
 EXHIBITS: List[Exhibit] = [
+    Exhibit(_pipe_variant("broken-writer-registry", WriterRegistryPipe), "eof_after_last_writer_closes",
+            "A count of live writers kept in user space never hears of a writer's death; the kernel's EOF "
+            "does.", hangs=True, fault=KILLS),
     Exhibit(_pipe_variant("broken-eintr-ends-read", EintrEndsReadPipe), "bytes_arrive_complete_and_in_order",
             "A signal during a blocking read is EINTR, to retry (PEP 475); taken for EOF it cuts the stream short.",
             fault=INTERRUPTS),

@@ -15,12 +15,24 @@ out" breaks.  posix_ipc raises ``SignalError`` and sysv_ipc raises
 what is left of its timeout.  Drawn in process placements only: in the thread
 placement the signal would hit the test runner's own main thread.
 
-Meaningful only where a check does not use signals itself, so each invariant
-opts in (``@invariant(..., faults=[INTERRUPTS])``).
+``kills``: one role the check marks ``killable`` is SIGKILLed a drawn 0, 1, 5 or
+20 ms after it reaches the point from which it may die (``proc.arm_kill()``, after
+its set-up handshakes): in the middle of a write, blocked on a full buffer, or
+waiting to close.  The kernel closes a dead process's descriptors and releases its
+flock locks, but not what user space holds for it: a ``multiprocessing.Lock``
+taken around each write stays taken, and every other writer blocks for ever.  The
+check states what the survivors may observe (for streams with EOF on close: the
+others' bytes complete, the victim's a prefix of its own, and EOF still comes).
+Drawn in the fork placement only: a pool worker is reused, and killing it would
+cost a fresh spawn.
+
+Each fault is meaningful only where a check says how to judge it, so each
+invariant opts in (``@invariant(..., faults=[INTERRUPTS, KILLS])``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -28,7 +40,8 @@ from typing import Any, List, Optional
 
 #: Fault names an invariant can opt in to.
 INTERRUPTS = "interrupts"
-FAULTS = (INTERRUPTS,)
+KILLS = "kills"
+FAULTS = (INTERRUPTS, KILLS)
 #: Drawn with the invariant's own data; "0" (no fault) first, so examples shrink to it.
 INTERRUPT_PERIODS_US = (0, 5000, 1000, 200)
 #: Chosen because its default action is to be ignored: one that arrives after the
@@ -36,6 +49,17 @@ INTERRUPT_PERIODS_US = (0, 5000, 1000, 200)
 INTERRUPT_SIGNAL = signal.SIGWINCH
 #: Placements a fault can be drawn in.
 FAULT_PLACEMENTS = frozenset({"fork", "spawn", "forkserver"})
+#: How long after ``arm_kill`` the victim dies; drawn with an index that picks the victim.
+KILL_DELAYS_MS = (0, 1, 5, 20)
+KILL_PLACEMENTS = frozenset({"fork"})
+
+
+def arm_kill(after_s: float) -> threading.Timer:
+    """SIGKILL this process ``after_s`` from now, from a timer thread; cancel to spare it."""
+    timer = threading.Timer(after_s, os.kill, (os.getpid(), signal.SIGKILL))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 class InterruptStorm:

@@ -26,7 +26,7 @@ from hypothesis.reporting import with_reporter
 from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
-from .faults import FAULT_PLACEMENTS, INTERRUPT_PERIODS_US, INTERRUPTS
+from .faults import FAULT_PLACEMENTS, INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
@@ -43,6 +43,8 @@ PROFILES: Dict[str, Dict[str, Any]] = {
 DEFAULT_DEADLINE_S = 10.0
 #: The name the interrupt fault has among an example's drawn values (in microseconds).
 INTERRUPT_KEY = "interrupt_every_us"
+#: ... and the kills fault's: None, or (victim index among the killable roles, delay in ms).
+KILL_KEY = "kill"
 #: Replays of a failing minimal example, to tell FAIL (every replay fails) from FLAKY.
 DEFAULT_REPLAYS = 3
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
@@ -57,6 +59,8 @@ class Role:
     fn: Callable[..., Any]
     args: Tuple[Any, ...] = ()
     opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
+    #: May be the victim of the ``kills`` fault; it must call ``proc.arm_kill()``.
+    killable: bool = False
 
 
 class BackendError(Exception):
@@ -118,6 +122,8 @@ class Outcome:
     invariant: str
     roles: Dict[str, RoleOutcome]
     history: hist.History
+    #: The role drawn to be SIGKILLed by the ``kills`` fault, if any (it may have finished first).
+    victim: Optional[str] = None
 
     def value(self, proc: str) -> Any:
         """The role's return value; a role that did not finish normally is a violation."""
@@ -156,6 +162,12 @@ def _stack(output: str, lines: int = 14) -> str:
     """The frames faulthandler dumped at the deadline, innermost first, for the main thread."""
     starts = [output.rfind(m) for m in HANG_MARKERS if m in output]
     dump = output[max(starts):] if starts else output
+    # With several threads faulthandler lists the others first and then the one that
+    # took the signal, the main thread (helper threads such as the interrupt storm's
+    # run with signals blocked): that is where the role is stuck.
+    current = dump.find("Current thread ")
+    if current >= 0:
+        dump = dump[current:].split("\nThread 0x", 1)[0]
     frames = [ln for ln in dump.splitlines() if ln.strip().startswith("File ")]
     # The harness's own frames (and Hypothesis's) say nothing about where the backend hung.
     own = [ln for ln in frames if not any(m in ln for m in _OWN_FRAMES)]
@@ -235,8 +247,9 @@ class Case:
         self.placement = placement
         self.example: Dict[str, Any] = {}
         self.examples_run = 0
-        #: The drawn fault of the current example (see faults.py): 0 is none.
+        #: The drawn faults of the current example (see faults.py): 0 and None are none.
         self.interrupt_period_s = 0.0
+        self.kill: Optional[Tuple[int, int]] = None  # (victim index among killable roles, delay ms)
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -269,6 +282,10 @@ class Case:
         if faulty:
             strategies = dict(strategies, **{INTERRUPT_KEY: st.sampled_from(INTERRUPT_PERIODS_US)})
             examples = [dict(pinned, **{INTERRUPT_KEY: 0}) for pinned in examples]
+        if self.harness.faults and KILLS in self.invariant.faults and self.placement in KILL_PLACEMENTS:
+            strategies = dict(strategies, **{KILL_KEY: st.none() | st.tuples(st.integers(0, 7),
+                                                                               st.sampled_from(KILL_DELAYS_MS))})
+            examples = [dict(pinned, **{KILL_KEY: None}) for pinned in examples]
 
         def example(**drawn: Any) -> None:
             self.example = drawn
@@ -307,6 +324,7 @@ class Case:
         """Run ``body`` on one drawn example; the drawn fault is the harness's to apply."""
         args = dict(drawn)
         self.interrupt_period_s = args.pop(INTERRUPT_KEY, 0) / 1e6
+        self.kill = args.pop(KILL_KEY, None)
         body(**args)
 
     def _replay(self, violation: Violation, body: Callable[..., None], runs: int) -> Violation:
@@ -345,17 +363,19 @@ class Case:
                 raise ApiBroken(exc) from exc
             if channel_setup is not None:
                 channel_setup(channel)
+            victim = self._victim(roles)
             t0 = time.monotonic_ns()
             tasks = [
                 RoleTask(r.proc, r.fn, r.args, channel, scope.directory,
                          "pool" if self.placement in ("spawn", "forkserver") else self.placement,
                          self.harness.deadline_s, r.opens, self.harness.worker_memory,
-                         interrupt_period_s=self.interrupt_period_s)
+                         interrupt_period_s=self.interrupt_period_s,
+                         kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0)
                 for r in roles
             ]
             outcomes = self._dispatch(tasks, channel)
             per_proc = {t.proc: hist.load(t.proc, t.file("hist")) for t in tasks}
-            outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0))
+            outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0), victim)
         finally:
             problems = self._teardown(channel, scope)
         hung = [p for p, r in outcome.roles.items() if r.status == "hung"]
@@ -364,6 +384,13 @@ class Case:
         if problems:
             raise RuntimeError(f"cleanup failed: {problems}")
         return outcome
+
+    def _victim(self, roles: Sequence[Role]) -> Optional[str]:
+        """The role the drawn ``kills`` fault picks, if any."""
+        killable = [r.proc for r in roles if r.killable]
+        if self.kill is None or not killable or self.placement not in KILL_PLACEMENTS:
+            return None
+        return killable[self.kill[0] % len(killable)]
 
     def _dispatch(self, tasks: List[RoleTask], channel: Any) -> Dict[str, RoleOutcome]:
         deadline = self.harness.deadline_s

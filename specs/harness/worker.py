@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
-from .faults import INTERRUPT_SIGNAL, InterruptStorm
+from .faults import INTERRUPT_SIGNAL, InterruptStorm, arm_kill
 from .history import FAIL, INVOKE, OK, Recorder
 
 #: What the parent sends a worker still running at the deadline.  faulthandler's
@@ -48,6 +48,8 @@ class RoleTask:
     memory_allowance: int = 0
     #: Interrupt the role's blocking calls with a signal this often (0: never); see faults.py.
     interrupt_period_s: float = 0.0
+    #: SIGKILL this role this long after it calls ``proc.arm_kill()`` (negative: never).
+    kill_after_s: float = -1.0
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def file(self, what: str) -> str:
@@ -154,6 +156,20 @@ class Proc:
         """Block until some process signals ``event``; the watchdog bounds the wait."""
         wait_for_event(self.task.directory, event)
         self.note("saw", event)
+
+    # --- faults -----------------------------------------------------------------
+    @property
+    def may_be_killed(self) -> bool:
+        """True in the role the ``kills`` fault picked (whether or not it dies in time)."""
+        return self.task.kill_after_s >= 0 and self.task.mode == "fork"
+
+    def arm_kill(self) -> None:
+        """From here on this role may be SIGKILLed, if the harness drew it as the victim
+        of the ``kills`` fault.  Roles call it once past their set-up handshakes, so
+        that a death only ever lands where the check knows how to judge it."""
+        if self.may_be_killed:
+            self.note("may_be_killed", f"after {self.task.kill_after_s * 1000:g} ms")
+            arm_kill(self.task.kill_after_s)
 
     def sleep_ms(self, ms: int) -> None:
         if ms > 0:

@@ -27,6 +27,7 @@ NONBLOCKING_OPEN = "nonblocking_open"
 REOPEN_AFTER_EOF = "reopen_after_eof"
 DISCARDS_ON_LAST_CLOSE = "discards_on_last_close"
 HALF_CLOSE = "half_close"
+WRITER_DEATH_IS_CLOSE = "writer_death_is_close"
 
 STREAM = register_kind(
     Kind(
@@ -36,6 +37,8 @@ STREAM = register_kind(
             MULTI_WRITER: "several processes may hold the write end and write concurrently",
             ATOMIC_PIPE_BUF: "a write of at most PIPE_BUF bytes never interleaves with other writers' bytes",
             EOF_ON_CLOSE: "the reader gets b'' once every writer in every process has closed, after all data",
+            WRITER_DEATH_IS_CLOSE: "a writer killed at any point, even inside a write, counts as one that "
+            "closed: what it wrote arrives, then EOF (the kills fault is drawn only with this claim)",
             BOUNDED_BUFFER: "a write blocks while the buffer is full; channel.capacity_bound() bounds the "
             "bytes it can hold",
             EPIPE: "a write with no reader left raises BrokenPipeError at once",

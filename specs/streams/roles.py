@@ -36,6 +36,12 @@ def write_then_close(proc: Proc, plan: Sequence[Blob], writer: int, writers: int
                      pause_ms: int = 0, close_delay_ms: int = 0) -> None:
     w = proc.open_writer()
     proc.signal(f"open-W{writer}")
+    if proc.may_be_killed:
+        # Its death closes its end: if every other writer had not opened yet, a FIFO's
+        # reader would see EOF and leave, and a later writer's open would block for ever.
+        for other in range(writers):
+            proc.wait_for(f"open-W{other}")
+    proc.arm_kill()
     for chunk in writer_plan_bytes(plan, writer, writers):
         w.write(chunk)
         proc.sleep_ms(pause_ms)

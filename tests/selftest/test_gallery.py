@@ -10,6 +10,7 @@ import pytest
 
 from ipc_impls.broken import Exhibit, all_exhibits
 from ipc_specs import Harness, Unresolved, Violation, all_invariants, check
+from ipc_specs.harness.faults import FAULTS
 from ipc_specs.invariant import get_invariant
 
 EXHIBITS = all_exhibits()
@@ -42,10 +43,11 @@ def test_fault_exhibit_passes_without_its_fault(exhibit: Exhibit) -> None:
         assert harness.close() == []
 
 
-def test_the_interrupts_fault_has_an_exhibit_in_each_family_that_draws_it() -> None:
-    drawing = {i.family for i in all_invariants() if i.faults}
-    shown = {get_invariant(e.breaks).family for e in FAULTY}
-    assert drawing <= shown, drawing - shown
+@pytest.mark.parametrize("fault", FAULTS)
+def test_each_fault_has_an_exhibit_in_each_family_that_draws_it(fault: str) -> None:
+    drawing = {i.family for i in all_invariants() if fault in i.faults}
+    shown = {get_invariant(e.breaks).family for e in FAULTY if e.fault == fault}
+    assert drawing and drawing <= shown, drawing - shown
 
 
 @pytest.mark.parametrize("inv", all_invariants(), ids=[i.id for i in all_invariants()])
