@@ -84,6 +84,9 @@ def alarm_replaces_previous_alarm(backend: object, case: Case) -> None:
         v = out.value("P")
         h = out.history.format(out.history.of("P", "alarm"))
         last_t, last_s, _, _ = v["calls"][-1]
+        for (armed, secs, _, _), (_, _, _, replaced) in zip(v["calls"], v["calls"][1:]):
+            if replaced >= armed + secs * NS:
+                return  # a stall (a loaded machine) let an alarm expire before it was replaced: nothing to judge
         expect(len(v["arrivals"]) == 1, case.invariant.id,
                got=f"{len(v['arrivals'])} SIGALRM ({_arrivals_view(v)})",
                expected="exactly one SIGALRM (each alarm() replaces the previous one)", call="alarm", history=h)
@@ -138,7 +141,9 @@ def alarm_and_setitimer_share_one_timer(backend: object, case: Case) -> None:
                history=h)
         top = _round_half_up(itimer_ms / 1000)
         got = v["alarm0_after_setitimer"]
-        expect(1 <= got <= top, case.invariant.id, got=f"alarm(0) returned {got} after setitimer({itimer_ms} ms)",
+        # 0 is right only if the timer had already expired (its SIGALRM is then pending).
+        expect(1 <= got <= top or (got == 0 and v["expired_first"]), case.invariant.id,
+               got=f"alarm(0) returned {got} after setitimer({itimer_ms} ms)",
                expected=f"an integer in [1, {top}] (the setitimer value, rounded)", call="alarm(0)", history=h)
         expect(tuple(v["getitimer_after_alarm0"]) == (0.0, 0.0), case.invariant.id,
                got=f"getitimer = {v['getitimer_after_alarm0']} after alarm(0)",
