@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 
 def burn() -> None:
@@ -94,6 +94,37 @@ def leftovers(tag: str, scratch: str, mqueue: Optional[str]) -> Set[str]:
     return found | tagged_processes(tag)
 
 
+def stop(signum: int, frame: object) -> None:
+    """Unwind once; a second SIGTERM (``timeout`` and ``pkill`` both send one) must not
+    cut the clean-up short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(128 + signum)
+
+
+def run_suite(cmd: List[str], env: Dict[str, str], cwd: str, scratch: str) -> subprocess.CompletedProcess:
+    """Run one pass of the suite; if the soak itself is stopped, stop it cleanly too.
+
+    The suite turns SIGTERM into a clean stop (it removes what it made); only one that
+    does not stop within a minute is killed, and then its debris is swept here.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        from ipc_specs.harness.resources import sweep_debris
+
+        sweep_debris(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -101,9 +132,9 @@ def main() -> int:
     parser.add_argument("--profile", default="fast")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
-    # SIGTERM unwinds like Ctrl-C: the finally clauses stop the burners, kill the pytest
-    # run in progress (subprocess.run does on any exception), unmount and remove.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    # SIGTERM unwinds like Ctrl-C: the finally clauses stop the run in progress (see
+    # run_suite), the burners, and unmount and remove what the soak made.
+    signal.signal(signal.SIGTERM, stop)
     burners = [multiprocessing.Process(target=burn, daemon=True) for _ in range(args.load)]
     for b in burners:
         b.start()
@@ -126,7 +157,7 @@ def main() -> int:
             cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-n", "2", "-q",
                    "-p", "no:cacheprovider", f"--basetemp={os.path.join(work, 'basetemp')}",
                    "--ipc-profile", args.profile, *args.pytest_args]
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
+            out = run_suite(cmd, env, work, scratch)
             summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
             time.sleep(3)  # let other users of System V objects finish theirs
             new = sorted(leftovers(tag, scratch, mqueue) | (sysv_objects() - sysv_before))
