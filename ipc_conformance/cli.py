@@ -53,6 +53,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="replays of a failing minimal example (FAIL if all fail, else FLAKY)")
     p.add_argument("--worker-memory", type=int, default=None, metavar="MIB",
                    help="private memory a worker process may allocate (0: no cap)")
+    p.add_argument("--faults", default=None, choices=["on", "off"],
+                   help="draw faults (signals during blocking calls, a killed writer) into examples (default on)")
     p.add_argument("--report", default=None, metavar="PATH", help="write JSON (or Markdown for .md)")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
@@ -76,7 +78,7 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
         argv += ["--ipc-backend", spec]
     for opt, value in (("--ipc-profile", ns.profile), ("--ipc-deadline", ns.deadline),
                        ("--ipc-placements", ns.placements), ("--ipc-replays", ns.replays),
-                       ("--ipc-worker-memory", ns.worker_memory),
+                       ("--ipc-worker-memory", ns.worker_memory), ("--ipc-faults", ns.faults),
                        ("--ipc-report", ns.report), ("-k", ns.keyword)):
         if value is not None:
             argv += [opt, str(value)]

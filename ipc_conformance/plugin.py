@@ -50,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=int(os.environ.get("IPC_WORKER_MEMORY", DEFAULT_WORKER_MEMORY_MIB)),
                     help="private memory a worker process may allocate (RLIMIT_DATA above its start size; "
                     "0: no cap); env IPC_WORKER_MEMORY")
+    group.addoption("--ipc-faults", choices=("on", "off"), default=os.environ.get("IPC_FAULTS", "on"),
+                    help="draw the faults invariants opt in to (signals during blocking calls, a killed "
+                    "writer) into their examples (default on); env IPC_FAULTS")
     group.addoption("--ipc-placements", default=",".join(PLACEMENTS), metavar="LIST",
                     help=f"comma-separated subset of {','.join(PLACEMENTS)}")
 
@@ -126,7 +129,8 @@ def harness(config: pytest.Config) -> Harness:
         _STATE["harness"] = Harness(deadline_s=config.getoption("ipc_deadline"),
                                     profile=config.getoption("ipc_profile"),
                                     replays=config.getoption("ipc_replays"),
-                                    worker_memory_mib=config.getoption("ipc_worker_memory"))
+                                    worker_memory_mib=config.getoption("ipc_worker_memory"),
+                                    faults=config.getoption("ipc_faults") == "on")
     return _STATE["harness"]
 
 
