@@ -11,8 +11,8 @@ that what it leaves can be told from what other runs on the machine are using:
 * anything left in the run's scratch directory (roots, FIFOs, socket files, and the
   temporary files of multiprocessing and tempfile: the run's TMPDIR points there too);
 * processes still alive with the run's tag in their environment (workers);
-* System V objects that appeared during the run and are still there a few seconds
-  later (they carry no name, so this one can also count another program's).
+* System V objects that appeared during the run and are still there after the next run
+  (they carry no name, so another program's could appear meanwhile; a leak stays).
 
 Usage: python benchmarks/soak.py [--runs 20] [--load 2] [--profile fast] [-- pytest args]
 Takes 5-10 minutes a run on a 2-core machine under the default load.
@@ -62,8 +62,9 @@ def tagged_processes(tag: str) -> Set[str]:
     return found
 
 
-def mqueue_mount() -> Tuple[Optional[str], str]:
-    """A directory listing the POSIX message queues, and a note on how it was found.
+def mqueue_mount() -> Tuple[Optional[str], str, bool]:
+    """A directory listing the POSIX message queues, a note on how it was found, and
+    whether the soak mounted it (and so must unmount it: another's mount is left alone).
 
     Queues are visible only through an ``mqueue`` file system, which many machines
     (containers, CI images) do not mount.  Root can mount one anywhere, so the soak
@@ -73,13 +74,14 @@ def mqueue_mount() -> Tuple[Optional[str], str]:
         for line in f:
             fields = line.split()
             if len(fields) > 2 and fields[2] == "mqueue":
-                return fields[1], f"POSIX queues counted in {fields[1]}"
+                return fields[1], f"POSIX queues counted in {fields[1]}", False
     point = tempfile.mkdtemp(prefix="soak-mqueue-")
     done = subprocess.run(["mount", "-t", "mqueue", "none", point], capture_output=True, text=True)
     if done.returncode == 0:
-        return point, f"POSIX queues counted in {point} (an mqueue file system mounted for the soak)"
+        return point, f"POSIX queues counted in {point} (an mqueue file system mounted for the soak)", True
     os.rmdir(point)
-    return None, f"POSIX queues NOT counted: no mqueue file system, and mounting one failed: {done.stderr.strip()}"
+    why = done.stderr.strip()
+    return None, f"POSIX queues NOT counted: no mqueue file system, and mounting one failed: {why}", False
 
 
 def leftovers(tag: str, scratch: str, mqueue: Optional[str]) -> Set[str]:
@@ -92,6 +94,22 @@ def leftovers(tag: str, scratch: str, mqueue: Optional[str]) -> Set[str]:
     else:
         found.add(f"{scratch} (removed during the run by someone else)")
     return found | tagged_processes(tag)
+
+
+def confirm(suspects: Dict[str, int], now: int) -> int:
+    """Count System V objects that outlived a whole further run (or the final wait) as leaks.
+
+    They carry no name, so an object that appeared during a run may belong to another
+    program on the machine.  A leak of the run stays for ever (nothing of that run is
+    left to remove it); another program's object is normally gone a run later.  Those
+    still present are reported and removed from the watch list.
+    """
+    present = sysv_objects()
+    confirmed = sorted(ident for ident in suspects if ident in present)
+    for ident in confirmed:
+        print(f"    LEAK: {ident}, new during run {suspects[ident]}, still there at run {now}", flush=True)
+    suspects.clear()
+    return len(confirmed)
 
 
 def stop(signum: int, frame: object) -> None:
@@ -139,11 +157,12 @@ def main() -> int:
     for b in burners:
         b.start()
     false_failures, leaks = 0, 0
+    suspects: Dict[str, int] = {}  # System V objects new since a run began, and that run
     # pytest runs from here, not from the checkout: there ``ipc_conformance`` would be the
     # source folder, which has no ``suite``.  Hypothesis's database and pytest's base temp
     # dir (kept on purpose by pytest) live here too, apart from what a run is judged on.
     work = tempfile.mkdtemp(prefix="soak-work-")
-    mqueue, how = mqueue_mount()
+    mqueue, how, mounted = mqueue_mount()
     print(how, flush=True)
     try:
         for run in range(1, args.runs + 1):
@@ -160,23 +179,29 @@ def main() -> int:
             out = run_suite(cmd, env, work, scratch)
             summary = (out.stdout.strip().splitlines() or ["(no output)"])[-1]
             time.sleep(3)  # let other users of System V objects finish theirs
-            new = sorted(leftovers(tag, scratch, mqueue) | (sysv_objects() - sysv_before))
+            new = sorted(leftovers(tag, scratch, mqueue))
             shutil.rmtree(scratch, ignore_errors=True)
+            leaks += len(new) + confirm(suspects, run)
+            for ident in sorted(sysv_objects() - sysv_before):
+                suspects.setdefault(ident, run)
             false_failures += out.returncode != 0
-            leaks += len(new)
             print(f"run {run:2d}: exit {out.returncode} in {time.monotonic() - t:5.0f}s  {summary}"
-                  + (f"  LEFT: {new}" if new else ""), flush=True)
+                  + (f"  LEFT: {new}" if new else "")
+                  + (f"  System V objects to check after the next run: {sorted(suspects)}" if suspects else ""),
+                  flush=True)
             if out.returncode != 0:
                 marks = ("FAIL ", "ERROR ", "FLAKY ", "FAILED ")
                 failed: List[str] = [ln for ln in out.stdout.splitlines() if ln.startswith(marks)]
                 print("\n".join("    " + ln for ln in failed[:20]), flush=True)
+        time.sleep(30)
+        leaks += confirm(suspects, args.runs + 1)
     finally:
         for b in burners:
             b.kill()
         shutil.rmtree(work, ignore_errors=True)
-        if mqueue and mqueue.startswith(tempfile.gettempdir()):  # ours: unmount and remove it
+        if mqueue and mounted:
             subprocess.run(["umount", mqueue], check=False)
-            os.rmdir(mqueue)
+            shutil.rmtree(mqueue, ignore_errors=True)
     print(f"\n{args.runs} runs under {args.load} CPU burners: {false_failures} runs with false failures, "
           f"{leaks} leaked objects (targets: 0 and 0)")
     return 1 if false_failures or leaks else 0
