@@ -45,6 +45,7 @@ DEFAULT_DEADLINE_S = 10.0
 INTERRUPT_KEY = "interrupt_every_us"
 #: ... and the kills fault's: None, or (victim index among the killable roles, delay in ms).
 KILL_KEY = "kill"
+FAULT_KEYS = (INTERRUPT_KEY, KILL_KEY)
 #: Replays of a failing minimal example, to tell FAIL (every replay fails) from FLAKY.
 DEFAULT_REPLAYS = 3
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
@@ -277,15 +278,17 @@ class Case:
         if not self.harness.shrink:
             options["phases"] = [p for p in Phase if p is not Phase.shrink]
 
-        faulty = (self.harness.faults and INTERRUPTS in self.invariant.faults
-                  and self.placement in FAULT_PLACEMENTS)
-        if faulty:
+        # Faults drawn here, with the value a pinned example gets unless it names one.
+        drawn: Dict[str, Any] = {}
+        if self.harness.faults and INTERRUPTS in self.invariant.faults and self.placement in FAULT_PLACEMENTS:
             strategies = dict(strategies, **{INTERRUPT_KEY: st.sampled_from(INTERRUPT_PERIODS_US)})
-            examples = [dict(pinned, **{INTERRUPT_KEY: 0}) for pinned in examples]
+            drawn[INTERRUPT_KEY] = 0
         if self.harness.faults and KILLS in self.invariant.faults and self.placement in KILL_PLACEMENTS:
             strategies = dict(strategies, **{KILL_KEY: st.none() | st.tuples(st.integers(0, 7),
                                                                                st.sampled_from(KILL_DELAYS_MS))})
-            examples = [dict(pinned, **{KILL_KEY: None}) for pinned in examples]
+            drawn[KILL_KEY] = None
+        examples = [{**drawn, **{k: v for k, v in pinned.items() if k not in FAULT_KEYS or k in drawn}}
+                    for pinned in examples]
 
         def example(**drawn: Any) -> None:
             self.example = drawn
