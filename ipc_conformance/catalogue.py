@@ -76,8 +76,10 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
     if inv.placements:
         lines.append(f"- Placements: {', '.join(sorted(inv.placements))}")
     if inv.faults:
-        lines.append(f"- Faults drawn into its examples: {', '.join(sorted(inv.faults))} "
-                     "(fork, spawn and forkserver placements)")
+        from ipc_specs.harness.faults import PLACEMENTS_OF
+
+        lines.append("- Faults drawn into its examples: " + ", ".join(
+            f"{f} ({', '.join(sorted(PLACEMENTS_OF[f]))})" for f in sorted(inv.faults)))
     lines.append(f"- Reference backends held to it: {', '.join(f'`{c}`' for c in claimants) or 'none'}")
     lines.append("- Broken twins: " + ("; ".join(f"`{e.backend.name}`"
                                                  + (f" (caught only with the {e.fault} fault)" if e.fault else "")

@@ -19,8 +19,9 @@ placement the signal would hit the test runner's own main thread.
 20 ms after it reaches the point from which it may die (``proc.arm_kill()``, after
 its set-up handshakes): in the middle of a write, blocked on a full buffer, or
 waiting to close.  The kernel closes a dead process's descriptors and releases its
-flock locks, but not what user space holds for it: a ``multiprocessing.Lock``
-taken around each write stays taken, and every other writer blocks for ever.  The
+flock locks, but not what user space keeps for it: a count of live writers in shared
+memory is never decremented (``broken-writer-registry``), a ``multiprocessing.Lock``
+it held is never released.  The
 check states what the survivors may observe (for streams with EOF on close: the
 others' bytes complete, the victim's a prefix of its own, and EOF still comes).
 Drawn in the fork placement only: a pool worker is reused, and killing it would
@@ -52,6 +53,8 @@ FAULT_PLACEMENTS = frozenset({"fork", "spawn", "forkserver"})
 #: How long after ``arm_kill`` the victim dies; drawn with an index that picks the victim.
 KILL_DELAYS_MS = (0, 1, 5, 20)
 KILL_PLACEMENTS = frozenset({"fork"})
+#: Where each fault is drawn.
+PLACEMENTS_OF = {INTERRUPTS: FAULT_PLACEMENTS, KILLS: KILL_PLACEMENTS}
 
 
 def arm_kill(after_s: float) -> threading.Timer:

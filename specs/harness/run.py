@@ -26,7 +26,7 @@ from hypothesis.reporting import with_reporter
 from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
-from .faults import FAULT_PLACEMENTS, INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS
+from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
@@ -45,7 +45,13 @@ DEFAULT_DEADLINE_S = 10.0
 INTERRUPT_KEY = "interrupt_every_us"
 #: ... and the kills fault's: None, or (victim index among the killable roles, delay in ms).
 KILL_KEY = "kill"
-FAULT_KEYS = (INTERRUPT_KEY, KILL_KEY)
+#: Per fault: its key among the drawn values, its strategy, and its value for "no fault".
+_FAULT_DRAWS: Dict[str, Tuple[str, st.SearchStrategy[Any], Any]] = {
+    INTERRUPTS: (INTERRUPT_KEY, st.sampled_from(INTERRUPT_PERIODS_US), 0),
+    KILLS: (KILL_KEY, st.none() | st.tuples(st.integers(0, 7), st.sampled_from(KILL_DELAYS_MS)), None),
+}
+_FAULT_DRAWS_BY_KEY = {key: draw for key, draw, _ in _FAULT_DRAWS.values()}
+FAULT_KEYS = tuple(_FAULT_DRAWS_BY_KEY)
 #: Replays of a failing minimal example, to tell FAIL (every replay fails) from FLAKY.
 DEFAULT_REPLAYS = 3
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
@@ -279,14 +285,9 @@ class Case:
             options["phases"] = [p for p in Phase if p is not Phase.shrink]
 
         # Faults drawn here, with the value a pinned example gets unless it names one.
-        drawn: Dict[str, Any] = {}
-        if self.harness.faults and INTERRUPTS in self.invariant.faults and self.placement in FAULT_PLACEMENTS:
-            strategies = dict(strategies, **{INTERRUPT_KEY: st.sampled_from(INTERRUPT_PERIODS_US)})
-            drawn[INTERRUPT_KEY] = 0
-        if self.harness.faults and KILLS in self.invariant.faults and self.placement in KILL_PLACEMENTS:
-            strategies = dict(strategies, **{KILL_KEY: st.none() | st.tuples(st.integers(0, 7),
-                                                                               st.sampled_from(KILL_DELAYS_MS))})
-            drawn[KILL_KEY] = None
+        drawn = {key: none for fault, (key, _, none) in _FAULT_DRAWS.items()
+                 if self.harness.faults and fault in self.invariant.faults and self.placement in PLACEMENTS_OF[fault]}
+        strategies = dict(strategies, **{key: _FAULT_DRAWS_BY_KEY[key] for key in drawn})
         examples = [{**drawn, **{k: v for k, v in pinned.items() if k not in FAULT_KEYS or k in drawn}}
                     for pinned in examples]
 

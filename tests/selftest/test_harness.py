@@ -319,14 +319,32 @@ def test_the_name_tag_is_unique_per_run_and_inherited_by_children() -> None:
     assert other_run.strip() and other_run.strip() != tag  # another run (even with the same gw id) does not
 
 
+def _write_later(w: int, c_level: bool) -> None:
+    """Write one byte after the reader has been interrupted, however loaded the machine.
+
+    os.read: once the role's handler has counted a signal (the read then retries and
+    gets the byte).  ctypes: half a second later, a thousand storm periods: its read
+    returns at the first signal, which must not find the byte already there.
+    """
+    import signal
+
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        storm = getattr(signal.getsignal(signal.SIGWINCH), "__self__", None)
+        if not c_level and (storm is None or storm.count):
+            break
+        time.sleep(0.001)
+    os.write(w, b"x")
+
+
 def reads_a_late_byte(proc: Proc, c_level: bool) -> Any:
-    """Block in read(2) until a thread writes 60 ms later; ``c_level`` reads through ctypes,
-    which, unlike os.read, does not retry after EINTR."""
+    """Block in read(2) until a thread writes; ``c_level`` reads through ctypes, which,
+    unlike os.read, does not retry after EINTR."""
     import ctypes
     import threading
 
     r, w = os.pipe()
-    threading.Timer(0.06, os.write, (w, b"x")).start()
+    threading.Thread(target=_write_later, args=(w, c_level), daemon=True).start()
     if not c_level:
         return proc.call("read", os.read, r, 1)
     libc = ctypes.CDLL(None, use_errno=True)
