@@ -180,6 +180,7 @@ class IpcCase:
             pytest.skip(f"unsupported: {reason}")
         h = harness(self.config)
         case = h.case(self.backend, self.invariant.id, self.placement)
+        h.settle()
         before = audit.take(h.root.journal_entries())
         passed = False
         try:
@@ -201,6 +202,7 @@ class IpcCase:
         own helper processes are kept across tests on purpose."""
         from ipc_specs.harness import audit
 
+        h.settle()
         after = audit.take(h.root.journal_entries())
         pids, fds = h.persistent()
         infra_pids, infra_fds = audit.infrastructure()

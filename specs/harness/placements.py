@@ -124,14 +124,30 @@ def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
 FORK_SHIELD = {signal.SIGINT, signal.SIGTERM}
 
 
+#: Forked workers of the last example that had left their result and were exiting
+#: when it ended.  Tearing down a copy of the parent's address space takes the
+#: kernel about as long as the role itself; reaping them later lets that overlap
+#: with what the parent does next.  :func:`settle_forked` reaps them.
+_EXITING: List[int] = []
+
+
 def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+    settle_forked()
     pids: Dict[int, RoleTask] = {}
     # A gate: children that have opened their ends block reading it until the parent,
     # having dropped its own copies, closes the write end (EOF wakes them all at once).
     gate_r, gate_w = os.pipe()
+    # And a finish line: each child closes its copy of done_w once its result is
+    # written, before it exits (dying closes it too); EOF means every child is past it.
+    done_r, done_w = os.pipe()
     load_prctl()
     # Children start as copies of this process: their cap is our size plus the allowance.
     base = data_size() if any(t.memory_allowance for t in tasks) else 0
+    for task in tasks:
+        task.extra["gate_fd"] = gate_r
+        task.extra["done_fd"] = done_w
+        if task.memory_allowance:
+            task.extra["data_limit"] = base + task.memory_allowance
     # A Ctrl-C that lands while os.fork() runs the interpreter's at-fork hooks raises
     # inside a hook, where CPython reports it as "ignored": the run would not stop.
     # Held back here, it is delivered when the mask is restored; children restore it.
@@ -143,9 +159,6 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
                 # the role body and _exits, which is the case the warning allows for.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 for task in tasks:
-                    task.extra["gate_fd"] = gate_r
-                    if task.memory_allowance:
-                        task.extra["data_limit"] = base + task.memory_allowance
                     pid = os.fork()
                     if pid == 0:
                         fork_child_main(task, gate_w, mask)
@@ -154,16 +167,50 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
             try:
                 _detach(channel, tasks)
             finally:
-                os.close(gate_w)
-                os.close(gate_r)
+                for fd in (gate_w, gate_r, done_w):
+                    os.close(fd)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held-back Ctrl-C raises here
-        statuses, killed = _wait_pids(list(pids), time.monotonic() + deadline_s)
+        abort_at = time.monotonic() + deadline_s
+        _wait_for_eof(done_r, abort_at)
+        # A result file is written last and atomically: its worker is done, only exiting.
+        finished = [pid for pid, t in pids.items() if os.path.exists(t.file("result"))]
+        statuses, killed = _wait_pids([pid for pid in pids if pid not in finished], abort_at)
     except BaseException:
         for pid in pids:  # interrupted: no worker outlives the example
             _kill(pid, signal.SIGKILL)
             _reap(pid)
         raise
-    return {t.proc: classify(t, statuses.get(pid), pid in killed) for pid, t in pids.items()}
+    finally:
+        os.close(done_r)
+    _EXITING.extend(finished)
+    return {t.proc: classify(t, statuses.get(pid, 0), pid in killed) for pid, t in pids.items()}
+
+
+def settle_forked(timeout_s: float = GRACE_S) -> None:
+    """Reap the workers of the last forked example that were still exiting.
+
+    Called before the next fork example, and before anything counts this
+    process's children (the leak audit, the end of a session).  They have left
+    their results, so a SIGKILL after ``timeout_s`` (one stopped by a signal,
+    say) loses nothing.
+    """
+    if _EXITING:
+        pids = list(_EXITING)
+        _EXITING.clear()
+        _wait_pids(pids, time.monotonic() + timeout_s, grace_s=0.0)
+
+
+def _wait_for_eof(fd: int, until: float) -> None:
+    """Wait until the pipe ``fd`` reads EOF (nobody writes to it) or ``until`` passes."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        raise_if_interrupted()
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        if poller.poll(max(1, min(left, 1.0) * 1000)):
+            return
 
 
 def _reap(pid: int) -> None:
@@ -173,9 +220,9 @@ def _reap(pid: int) -> None:
         pass  # reaped already
 
 
-def _wait_pids(pids: List[int], abort_at: float) -> tuple[Dict[int, int], set[int]]:
+def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S) -> tuple[Dict[int, int], set[int]]:
     """Reap ``pids``; at ``abort_at`` abort those still running (they dump their stacks),
-    and SIGKILL any left GRACE_S later.  Sleeps in poll, never spins."""
+    and SIGKILL any left ``grace_s`` later.  Sleeps in poll, never spins."""
     statuses: Dict[int, int] = {}
     aborted: set[int] = set()
     pidfds: Dict[int, int] = {}
@@ -187,7 +234,7 @@ def _wait_pids(pids: List[int], abort_at: float) -> tuple[Dict[int, int], set[in
     poller = select.poll()
     for fd in pidfds.values():
         poller.register(fd, select.POLLIN)
-    kill_at = abort_at + GRACE_S
+    kill_at = abort_at + grace_s
     try:
         while True:
             raise_if_interrupted()

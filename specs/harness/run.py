@@ -8,13 +8,12 @@ Hypothesis draw examples and :meth:`Case.run` to execute one.
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -28,7 +27,7 @@ from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .interrupts import raise_if_interrupted
-from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded
+from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
 from .worker import HANG_MARKERS, RoleTask
 
@@ -57,6 +56,9 @@ DEFAULT_REPLAYS = 3
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
 DEFAULT_WORKER_MEMORY_MIB = 2048
 
+#: signal's C core, without the enum conversions of its wrappers (typeshed has no stub for it).
+_signal: Any = importlib.import_module("_signal")
+
 
 @dataclass(frozen=True)
 class Role:
@@ -78,29 +80,41 @@ class ParentHang(BackendError):
     """A backend call made in the parent (setup, teardown, detach) did not return."""
 
 
-@contextlib.contextmanager
-def parent_guard(seconds: float, what: str) -> Iterator[None]:
+class parent_guard:
     """Bound a backend call that must run in the parent (the pytest process).
 
     Worker hangs are handled by the watchdog; a hang here would stall the whole
     suite, so SIGALRM interrupts it (PEP 475: the handler's exception ends the
     blocking call).  Only in the main thread, and only if no alarm is pending.
+
+    A class over ``_signal`` rather than a generator over ``signal``: it runs
+    three times an example while forked workers share the parent's pages, and
+    each page the parent touches then costs a copy-on-write fault.
     """
-    usable = threading.current_thread() is threading.main_thread() and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    if not usable:
-        yield
-        return
 
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise ParentHang(f"{what} did not return within {seconds:g}s")
+    __slots__ = ("seconds", "what", "armed", "previous")
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    def __init__(self, seconds: float, what: str) -> None:
+        self.seconds = seconds
+        self.what = what
+        self.armed = False
+        self.previous: Any = None
+
+    def __enter__(self) -> None:
+        if threading.get_ident() == threading.main_thread().ident and _signal.getitimer(_signal.ITIMER_REAL)[0] == 0:
+            self.previous = _signal.signal(_signal.SIGALRM, self._on_alarm)
+            self.armed = True
+            _signal.setitimer(_signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            self.armed = False
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+            # None: the previous handler was not set from Python; SIG_DFL is what it was.
+            _signal.signal(_signal.SIGALRM, _signal.SIG_DFL if self.previous is None else self.previous)
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        raise ParentHang(f"{self.what} did not return within {self.seconds:g}s")
 
 
 class ApiBroken(BaseException):
@@ -235,7 +249,13 @@ class Harness:
                 fds.update(pool.owned_fds.get(proc.pid, ()))
         return frozenset(pids), frozenset(fds)
 
+    def settle(self) -> None:
+        """Reap forked workers that were still exiting after their example (see
+        :func:`~.placements.settle_forked`); call before counting child processes."""
+        settle_forked()
+
     def close(self) -> List[str]:
+        settle_forked()
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import faulthandler
+import importlib
 import os
 import pickle
 import resource
@@ -30,6 +31,9 @@ HANG_SIGNAL = signal.SIGABRT
 HANG_MARKERS = ("Fatal Python error: Aborted", "Timeout (")
 
 RoleFn = Callable[..., Any]
+
+#: signal's C core, without the enum conversions of its wrappers (typeshed has no stub for it).
+_signal: Any = importlib.import_module("_signal")
 
 
 @dataclass
@@ -335,13 +339,20 @@ def fork_child_main(task: RoleTask, gate_w: int, mask: Optional[Iterable[int]] =
     try:
         os.close(gate_w)  # only the parent may hold it, or the gate never opens
         die_with_parent()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers die
+        # _signal, not signal: the wrappers' enum conversions touch pages the parent
+        # shares with every forked worker, and each such page costs a copy to write.
+        _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the parent decides when workers die
         if mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the role starts with the parent's mask
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)  # the role starts with the parent's mask
         cap_memory(task.extra.get("data_limit", 0))
         enter_worker_process(task.file("out"))
         run_role(task)
     except BaseException:
         code = 70
     finally:
+        try:
+            # Past the finish line: the parent need not wait for this process to exit.
+            os.close(task.extra["done_fd"])
+        except (KeyError, OSError):
+            pass  # the role closed it (so the parent waits for the exit instead)
         os._exit(code)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import strategies as st
 
 from ipc_specs import Harness, Role, Violation
+from ipc_specs.harness import audit, placements
 from ipc_specs.harness.placements import PLACEMENTS
 from ipc_specs.harness.resources import (
     ResourceRoot,
@@ -117,6 +118,36 @@ def test_early_exit_is_reported_with_its_code(harness: Harness) -> None:
     out = _case(harness).run([Role("P", exits_early)])
     with pytest.raises(Violation, match="exited early with code 3"):
         out.value("P")
+
+
+def closes_every_inherited_fd_then_sleeps(proc: Proc, seconds: float) -> str:
+    os.closerange(3, 1024)  # the finish-line pipe too: the harness must not take that as done
+    time.sleep(seconds)
+    return "slept"
+
+
+def test_a_role_that_closes_the_finish_line_is_still_waited_for(harness: Harness) -> None:
+    out = _case(harness).run([Role("P", closes_every_inherited_fd_then_sleeps, (0.3,)),
+                              Role("Q", returns, (1,))])
+    assert out.values() == {"P": "slept", "Q": 1}
+
+
+def test_finished_fork_workers_are_reaped_by_settle(harness: Harness) -> None:
+    _case(harness).run([Role(f"P{i}", returns, (i,)) for i in range(3)])
+    harness.settle()
+    assert placements._EXITING == []
+    assert audit.take().children <= harness.persistent()[0] | audit.infrastructure()[0]
+
+
+def test_settle_kills_a_finished_worker_that_does_not_exit() -> None:
+    pid = os.fork()
+    if pid == 0:  # stands for a worker past its result but stopped before it exits
+        os.kill(os.getpid(), signal.SIGSTOP)
+        os._exit(0)
+    placements._EXITING.append(pid)
+    placements.settle_forked(timeout_s=0.2)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped already
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
