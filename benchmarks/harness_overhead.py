@@ -1,14 +1,17 @@
 """How much the harness costs per multi-process example, measured, not asserted.
 
-Compares, in one run and on the same random process counts (1 to 8):
+Compares, in one run and on the same random process counts (1 to 8), the first
+three in alternating blocks of ten examples so that the VM's drift hits all alike:
 
 * a bare loop: ``os.pipe()``, fork k writers that each write 64 bytes and
   ``_exit``, read until EOF, ``waitpid`` each — the least a fork-per-example
   test can do;
+* the same loop with the harness's gate (writers wait until all are forked and
+  the parent has closed its copies), which correctness requires;
 * the harness running the same example through ``Case.run`` in the fork
   placement (private directory, histories, result files, watchdog);
 * the harness in the spawn placement with warm workers (FIFO backend, since
-  spawned workers can only reach channels opened by name).
+  spawned workers can only reach channels opened by name), and in the thread placement.
 
 Usage: python benchmarks/harness_overhead.py [--examples 200] [--seed 1]
 Targets (issue 2): fork overhead <= 1.5x the bare loop; spawn >= 300 examples/s.
@@ -20,7 +23,7 @@ import argparse
 import os
 import random
 import time
-from typing import Any, Callable, List
+from typing import Any, Callable, Dict, List
 
 from ipc_impls.streams import FifoBackend, PipeBackend
 from ipc_specs import Harness, Role
@@ -29,6 +32,8 @@ from ipc_specs.strategies import Blob
 from ipc_specs.streams.roles import write_then_close
 
 PAYLOAD = b"x" * 64
+#: Examples per block when loops alternate (see interleaved).
+BLOCK = 10
 
 
 def bare_example(k: int) -> None:
@@ -42,6 +47,31 @@ def bare_example(k: int) -> None:
             os._exit(0)
         pids.append(pid)
     os.close(w)
+    while os.read(r, 65536):
+        pass
+    os.close(r)
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
+def gated_example(k: int) -> None:
+    """The bare loop plus the one step correctness adds: no child writes until the parent
+    has forked them all and closed its copies (else a "closed" end is not closed)."""
+    r, w = os.pipe()
+    gate_r, gate_w = os.pipe()
+    pids = []
+    for _ in range(k):
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.write(w, PAYLOAD)
+            os._exit(0)
+        pids.append(pid)
+    os.close(w)
+    os.close(gate_w)
+    os.close(gate_r)
     while os.read(r, 65536):
         pass
     os.close(r)
@@ -95,6 +125,31 @@ def rate(label: str, fn: Callable[[int], None], counts: List[int]) -> float:
     return per_s
 
 
+def interleaved(fns: Dict[str, Callable[[int], None]], counts: List[int], settle: Callable[[], None],
+                block: int = BLOCK) -> Dict[str, float]:
+    """Examples per second of each loop, run in alternating blocks of the same counts.
+
+    The speed of this VM drifts by 2x over a minute; run one loop after the other and
+    the ratio measures the drift.  Alternating blocks expose every loop to it alike.
+    ``settle`` (reaping workers that were still exiting) is timed with the harness.
+    """
+    spent = dict.fromkeys(fns, 0.0)
+    for fn in fns.values():
+        fn(max(counts))  # warm up
+    settle()
+    for start in range(0, len(counts), block):
+        for label, fn in fns.items():
+            t = time.perf_counter()
+            for k in counts[start:start + block]:
+                fn(k)
+            settle()
+            spent[label] += time.perf_counter() - t
+    rates = {label: len(counts) / s for label, s in spent.items()}
+    for label, per_s in rates.items():
+        print(f"{label:<34} {per_s:8.1f} examples/s")
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200)
@@ -105,13 +160,17 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     harness = Harness(deadline_s=30)
     try:
-        bare = rate("bare fork loop", bare_example, counts)
-        fork = rate("harness, fork placement", harness_example(harness, PipeBackend(), "fork"), counts)
+        fork_rates = interleaved({"bare fork loop": bare_example,
+                                  "bare fork loop with a gate": gated_example,
+                                  "harness, fork placement": harness_example(harness, PipeBackend(), "fork")},
+                                 counts, harness.settle)
         spawn = rate("harness, spawn placement (warm)", harness_example(harness, FifoBackend(), "spawn"), counts)
         thread = rate("harness, thread placement", harness_example(harness, PipeBackend(), "thread"), counts)
     finally:
         harness.close()
-    print(f"\nfork overhead: {bare / fork:.2f}x the bare loop (target <= 1.5x)")
+    bare, gated, fork = fork_rates.values()
+    print(f"\nfork overhead: {bare / fork:.2f}x the bare loop (target <= 1.5x); "
+          f"the gate alone: {bare / gated:.2f}x")
     print(f"spawn: {spawn:.0f} examples/s (target >= 300); thread: {thread:.0f} examples/s")
 
 
