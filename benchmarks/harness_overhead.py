@@ -20,6 +20,7 @@ Targets (issue 2): fork overhead <= 1.5x the bare loop; spawn >= 300 examples/s.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import time
@@ -36,42 +37,26 @@ PAYLOAD = b"x" * 64
 BLOCK = 10
 
 
-def bare_example(k: int) -> None:
+def bare_example(k: int, *, gated: bool = False) -> None:
     r, w = os.pipe()
+    # gated: the one step correctness adds, no child writes until the parent has forked
+    # them all and closed its copies (else a "closed" end is not closed).
+    gate_r, gate_w = os.pipe() if gated else (-1, -1)
     pids = []
     for _ in range(k):
         pid = os.fork()
         if pid == 0:
             os.close(r)
+            if gated:
+                os.close(gate_w)
+                os.read(gate_r, 1)
             os.write(w, PAYLOAD)
             os._exit(0)
         pids.append(pid)
     os.close(w)
-    while os.read(r, 65536):
-        pass
-    os.close(r)
-    for pid in pids:
-        os.waitpid(pid, 0)
-
-
-def gated_example(k: int) -> None:
-    """The bare loop plus the one step correctness adds: no child writes until the parent
-    has forked them all and closed its copies (else a "closed" end is not closed)."""
-    r, w = os.pipe()
-    gate_r, gate_w = os.pipe()
-    pids = []
-    for _ in range(k):
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.close(gate_w)
-            os.read(gate_r, 1)
-            os.write(w, PAYLOAD)
-            os._exit(0)
-        pids.append(pid)
-    os.close(w)
-    os.close(gate_w)
-    os.close(gate_r)
+    if gated:
+        os.close(gate_w)
+        os.close(gate_r)
     while os.read(r, 65536):
         pass
     os.close(r)
@@ -161,7 +146,7 @@ def main() -> None:
     harness = Harness(deadline_s=30)
     try:
         fork_rates = interleaved({"bare fork loop": bare_example,
-                                  "bare fork loop with a gate": gated_example,
+                                  "bare fork loop with a gate": functools.partial(bare_example, gated=True),
                                   "harness, fork placement": harness_example(harness, PipeBackend(), "fork")},
                                  counts, harness.settle)
         spawn = rate("harness, spawn placement (warm)", harness_example(harness, FifoBackend(), "spawn"), counts)
