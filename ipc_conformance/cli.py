@@ -1,34 +1,39 @@
-"""``ipc-conformance``: run the suite, list what it knows, explain an invariant.
+"""ipc-conformance: run the IPC conformance suite, list what it knows, explain an invariant.
 
-    ipc-conformance [run] [--backend MODULE:ATTR]… [--family KIND]… [-n N]
-                    [--profile fast|ci|thorough] [--deadline S] [--report PATH]
-                    [-k EXPR] [-- PYTEST-ARGS…]
-    ipc-conformance list [--backend MODULE:ATTR]…
-    ipc-conformance explain ID|PREFIX|KIND
-    ipc-conformance catalogue [--write [PATH] | --check [PATH]]
+Commands (run is the default):
+  ipc-conformance [run] [--backend MODULE:ATTR]... [--family KIND]... [options] [-- PYTEST-ARGS...]
+  ipc-conformance list [--backend MODULE:ATTR]...      backends, their claims, the invariants
+  ipc-conformance explain QUERY                        rule, source, a live counterexample
+  ipc-conformance catalogue [--write | --check]        docs/INVARIANTS.md (maintainers)
 
-``run`` is pytest underneath (so pytest-xdist, -k, -x … all work) and exits 0
-exactly when every applicable invariant holds for every selected backend.
+A run is pytest underneath (pytest-xdist, -k, -x all work) and exits 0 exactly when
+every applicable invariant holds for every selected backend; 1 on any FAIL, FLAKY,
+ERROR or CRASH, a backend that fails to load, or a backend that got no check; 5 when
+nothing at all was judged; 2 when interrupted (the matrix then says PARTIAL).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import textwrap
 from typing import List, Optional, Sequence
 
 SUITE = "ipc_conformance.suite"
 CATALOGUE = "docs/INVARIANTS.md"
+PROFILES = ("standard", "fast", "ci", "thorough")
 COMMANDS = ("run", "list", "explain", "catalogue", "-h", "--help")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ipc-conformance", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="ipc-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,explain,catalogue}")
     run = sub.add_parser("run", help="run the conformance suite (the default)")
     add_run_options(run)
+    parser.epilog = "run options (also accepted without the word run):\n" + run.format_help().split("\n\n", 1)[1]
     lst = sub.add_parser("list", help="list backends and invariants")
     lst.add_argument("--backend", action="append", default=[], metavar="MODULE:ATTR")
     exp = sub.add_parser("explain", help="explain an invariant, with a live counterexample")
@@ -45,17 +50,24 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", default=[], metavar="MODULE:ATTR",
                    help="check this backend (repeatable); default: all reference backends and installed ones")
     p.add_argument("--family", action="append", default=[], metavar="KIND", help="only this family (repeatable)")
-    p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default: auto; 0 = none)")
-    p.add_argument("--profile", default=None, choices=["fast", "ci", "thorough"])
-    p.add_argument("--deadline", type=float, default=None, metavar="SECONDS")
-    p.add_argument("--placements", default=None, metavar="LIST")
+    p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (0: none, in this process)")
+    p.add_argument("--profile", default=None, choices=list(PROFILES),
+                   help="examples per check: standard 25 (the default), fast 8, ci 10 derandomized, thorough 150")
+    p.add_argument("--deadline", default=None, metavar="SECONDS",
+                   help="per-example deadline after which a worker counts as hung (default 10; off: none, "
+                   "for debugging)")
+    p.add_argument("--placements", default=None, metavar="LIST",
+                   help="comma-separated subset of fork,spawn,forkserver,thread (default: all)")
     p.add_argument("--replays", type=int, default=None, metavar="N",
                    help="replays of a failing minimal example (FAIL if all fail, else FLAKY)")
     p.add_argument("--worker-memory", type=int, default=None, metavar="MIB",
                    help="private memory a worker process may allocate (0: no cap)")
     p.add_argument("--faults", default=None, choices=["on", "off"],
                    help="draw faults (signals during blocking calls, a killed writer) into examples (default on)")
-    p.add_argument("--report", default=None, metavar="PATH", help="write JSON (or Markdown for .md)")
+    p.add_argument("--report", default=None, metavar="PATH",
+                   help="write the verdicts to PATH: .json, .md (Markdown) or .xml (JUnit XML)")
+    p.add_argument("--replay", default=None, metavar="BLOB",
+                   help="run exactly this failing example (the blob a reproduce line prints) of one check")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
     p.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
 
@@ -63,6 +75,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def pytest_argv(ns: argparse.Namespace) -> List[str]:
     from ipc_specs import kinds
 
+    _check_backends(ns.backend)
     known = kinds()
     for fam in ns.family:
         if fam not in known:
@@ -70,7 +83,7 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
     modules = [f"{SUITE}.test_{_module_for(fam)}" for fam in ns.family] or [SUITE]
     # The CLI imports ipc_specs (and so Hypothesis) before pytest starts, which makes
     # pytest warn that it cannot assert-rewrite Hypothesis; that is harmless here.
-    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", "-q", "--tb=short", "-rN",
+    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", "-q", "--tb=short", "-rN", "--ipc-progress",
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if ns.workers not in ("0", 0):
         argv += ["-n", str(ns.workers)]
@@ -79,10 +92,20 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
     for opt, value in (("--ipc-profile", ns.profile), ("--ipc-deadline", ns.deadline),
                        ("--ipc-placements", ns.placements), ("--ipc-replays", ns.replays),
                        ("--ipc-worker-memory", ns.worker_memory), ("--ipc-faults", ns.faults),
-                       ("--ipc-report", ns.report), ("-k", ns.keyword)):
+                       ("--ipc-report", ns.report), ("--ipc-replay", ns.replay), ("-k", ns.keyword)):
         if value is not None:
             argv += [opt, str(value)]
     return argv + list(ns.pytest_args)
+
+
+def _check_backends(specs: List[str]) -> None:
+    """A malformed --backend is a one-line usage error naming --backend (not --ipc-backend)."""
+    from .selection import SpecSyntaxError, requested_specs
+
+    try:
+        requested_specs(specs, environ={})
+    except SpecSyntaxError as exc:
+        raise SystemExit(f"ipc-conformance: --backend: {exc}") from None
 
 
 def _module_for(kind: str) -> str:
@@ -95,24 +118,49 @@ def cmd_list(ns: argparse.Namespace) -> int:
 
     from .selection import LoadProblem, select
 
+    _check_backends(ns.backend)
+    width = shutil.get_terminal_size((80, 24)).columns
+    problems = 0
     print("backends:")
     for item in select(ns.backend):
         if isinstance(item, LoadProblem):
             print(f"  {item.source}: LOAD ERROR {item.message}")
+            problems += 1
             continue
         b = item.backend
-        print(f"  {b.name:<28} kind={b.kind:<10} wiring={b.wiring:<8} claims: {', '.join(sorted(b.capabilities))}")
+        print(f"  {b.name}  (kind {b.kind}, wiring {b.wiring})")
+        print(_fill("claims: " + (", ".join(sorted(b.capabilities)) or "nothing beyond the kind"), width, 6))
     for name, kind in kinds().items():
         print(f"\n{name} invariants ({kind.summary}):")
         for inv in all_invariants(name):
-            needs = f"  [needs {', '.join(sorted(inv.requires))}]" if inv.requires else ""
-            print(f"  {inv.id:<52} {inv.level.value:<6}{needs}")
-    return 0
+            print(f"  {inv.id} ({inv.level.value})")
+            if inv.requires:
+                print(_fill("needs " + ", ".join(sorted(inv.requires)), width, 6))
+    if problems:
+        print(f"\n{problems} backend(s) failed to load", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _fill(text: str, width: int, indent: int) -> str:
+    pad = " " * indent
+    return textwrap.fill(text, max(40, width), initial_indent=pad, subsequent_indent=pad, break_on_hyphens=False)
+
+
+def _in_this_repository(path: str) -> bool:
+    """True when ``path`` lies in a source checkout of ipc-conformance (its pyproject names it)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    return 'name = "ipc-conformance"' in _read(os.path.join(root, "pyproject.toml"))
 
 
 def cmd_catalogue(ns: argparse.Namespace) -> int:
     from .catalogue import render, with_index
 
+    target = ns.write or ns.check
+    if ns.write and not _in_this_repository(target):
+        print(f"ipc-conformance catalogue --write: {target} is not in a checkout of ipc-conformance (no "
+              "pyproject.toml naming it beside docs/); this maintainer command writes only there. Without "
+              "--write the catalogue is printed.", file=sys.stderr)
+        return 2
     text = render()
     path = ns.check or ns.write
     readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))), "README.md") if path else ""

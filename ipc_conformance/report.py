@@ -1,165 +1,104 @@
-"""Verdicts collected from test reports, the conformance matrix, and the JSON/Markdown report.
+"""The run's verdicts written to a file: JSON, Markdown (``.md``) or JUnit XML (``.xml``).
 
-Verdicts travel inside ``report.user_properties`` so that they reach the
-pytest-xdist controller from every worker unchanged.
+All three are rendered from the same :class:`~.collector.Collector` as the terminal
+matrix, so the exit code, the matrix and every report agree.
 
-JSON schema (``schema: "ipc-conformance-report/1"``)::
+JSON schema (``schema: "ipc-conformance-report/2"``)::
 
     {
       "schema": str, "generated": ISO-8601 str,
+      "status": "PASSED"|"FAILED"|"PARTIAL"|"NOTHING-CHECKED", "partial": bool,
       "versions": {"python", "platform", "ipc_conformance", "hypothesis", "pytest",
                    "posix_ipc", "sysv_ipc", "pyarrow"},      # "not installed" when absent
       "limits": {name: value},                                 # ipc_specs.limits.probe()
-      "settings": {"profile": str, "deadline_s": float, "replays": int},
+      "settings": {"profile", "max_examples", "derandomize", "deadline_s", "replays", ...},
       "debris_removed": [str],                                 # left by earlier crashed runs
       "backends": {name: {"kind", "wiring", "capabilities": [str], "source": str}},
       "load_problems": [{"source": str, "message": str}],
+      "unchecked": [str],                 # selected backends that got no judged check, and why
       "results": [{"backend", "invariant", "family", "level", "rule", "source",
-                   "verdict": "pass"|"fail"|"flaky"|"error"|"unsupported"|"unresolved",
+                   "verdict": one of collector.ORDER, "examples": int,
                    "placements": {placement: {"verdict", "detail", "examples": int,
                                               "counterexample": str, "reproduce": str,
-                                              "replays": {"runs": int, "failed": int} | null}}}],
-      "summary": {verdict: count}
+                                              "replays": {"runs": int, "failed": int} | null,
+                                              "duration_s": float | null}}}],
+      "summary": {verdict: count, "load_error": int, "unchecked_backends": int}
     }
 
 A (backend, invariant) verdict combines its placements: the worst one wins, in
-the order error > fail > flaky > unresolved > pass > unsupported.  A failing
-minimal example is replayed ``replays`` times: "fail" when every replay failed,
-"flaky" otherwise, with the count in ``replays``.
+the order of ``collector.ORDER``.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
-from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
+from xml.sax.saxutils import escape, quoteattr
 
-from ipc_specs import all_invariants, get_invariant
-from ipc_specs.limits import probe
+from .collector import FAILING, ORDER, SHORT, Collector
 
-ORDER = ["error", "fail", "flaky", "unresolved", "pass", "unsupported"]
-SHORT = {"pass": "pass", "fail": "FAIL", "flaky": "FLAKY", "error": "ERROR", "unsupported": "n/a",
-         "unresolved": "unres"}
-
-
-@dataclass
-class Cell:
-    placements: Dict[str, Dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        verdicts = [p["verdict"] for p in self.placements.values()]
-        return min(verdicts, key=ORDER.index) if verdicts else "unsupported"
+SCHEMA = "ipc-conformance-report/2"
+FORMATS = {".json": "JSON", ".md": "Markdown", ".xml": "JUnit XML"}
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.cells: Dict[Tuple[str, str], Cell] = {}
-        self.backends: Dict[str, Dict[str, Any]] = {}
-        self.load_problems: List[Dict[str, str]] = []
-        self.debris: List[str] = []
+def report_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot take a report, checked before the run starts (None: it can)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        known = ", ".join(f"{e} ({n})" for e, n in FORMATS.items())
+        return f"--ipc-report {path!r}: unknown format {ext or '(no extension)'!r}; use one of {known}"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"--ipc-report {path!r}: directory {parent!r} does not exist"
+    if not os.access(parent, os.W_OK):
+        return f"--ipc-report {path!r}: directory {parent!r} is not writable"
+    if os.path.isdir(path):
+        return f"--ipc-report {path!r} is a directory"
+    return None
 
-    def add(self, props: Dict[str, Any]) -> None:
-        key = (props["ipc_backend"], props["ipc_invariant"])
-        cell = self.cells.setdefault(key, Cell())
-        cell.placements[props["ipc_placement"]] = {
-            "verdict": props["ipc_verdict"],
-            "detail": props.get("ipc_detail", ""),
-            "examples": props.get("ipc_examples", 0),
-            "counterexample": props.get("ipc_counterexample", ""),
-            "reproduce": props.get("ipc_reproduce", ""),
-            "replays": props.get("ipc_replays"),
-        }
 
-    def summary(self) -> Dict[str, int]:
-        counts = {v: 0 for v in ORDER}
-        for cell in self.cells.values():
-            counts[cell.verdict] += 1
-        counts["load_error"] = len(self.load_problems)
-        return counts
+def to_json(collector: Collector) -> Dict[str, Any]:
+    from ipc_specs import get_invariant
+    from ipc_specs.limits import probe
 
-    # --- terminal ---------------------------------------------------------------------
-    def matrix_lines(self) -> List[str]:
-        lines: List[str] = []
-        present = {inv_id for (_, inv_id) in self.cells}
-        families: Dict[str, List[str]] = {}
-        for inv in all_invariants():  # registry order: the order the specs declare them
-            if inv.id in present:
-                families.setdefault(inv.family, []).append(inv.id)
-        for fam, inv_ids in families.items():
-            names = [b for b, meta in self.backends.items()
-                     if meta["kind"] == fam and any((b, i) in self.cells for i in inv_ids)]
-            if names:
-                lines += self._family_table(fam, inv_ids, names)
-        for problem in self.load_problems:
-            lines.append(f"backend {problem['source']}: ERROR {problem['message']}")
-        counts = self.summary()
-        lines.append("")
-        parts = [f"{counts[v]} {v}" for v in ORDER if counts[v]]
-        if counts["load_error"]:
-            parts.append(f"{counts['load_error']} backend(s) failed to load")
-        lines.append("verdicts: " + ", ".join(parts))
-        return lines
+    results = []
+    for (backend, inv_id), cell in sorted(collector.cells.items()):
+        inv = get_invariant(inv_id)
+        results.append({"backend": backend, "invariant": inv_id, "family": inv.family,
+                        "level": inv.level.value, "rule": inv.rule, "source": inv.source,
+                        "verdict": cell.verdict, "examples": cell.examples, "placements": cell.placements})
+    return {
+        "schema": SCHEMA,
+        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "status": collector.status(),
+        "partial": collector.partial,
+        "versions": versions(),
+        "limits": probe(),
+        "settings": collector.settings,
+        "debris_removed": collector.debris,
+        "backends": collector.backends,
+        "load_problems": collector.load_problems,
+        "unchecked": collector.unchecked(),
+        "results": results,
+        "summary": collector.summary(),
+    }
 
-    def _family_table(self, fam: str, inv_ids: List[str], names: List[str]) -> List[str]:
-        def verdict(name: str, inv_id: str) -> str:
-            cell = self.cells.get((name, inv_id))
-            return SHORT[cell.verdict if cell else "unsupported"]
 
-        width = max(len(i) for i in inv_ids) + 2
-        col = max(8, *(len(n) + 2 for n in names))
-        per_table = max(1, (160 - width) // col)  # split wide families instead of wrapping lines
-        lines: List[str] = []
-        for start in range(0, len(names), per_table):
-            chunk = names[start:start + per_table]
-            lines += ["", f"{fam} family".ljust(width) + "".join(n.rjust(col) for n in chunk)]
-            lines += [i.ljust(width) + "".join(verdict(n, i).rjust(col) for n in chunk) for i in inv_ids]
-        return lines
-
-    def failure_lines(self) -> List[str]:
-        lines = []
-        for (backend, inv_id), cell in sorted(self.cells.items()):
-            for placement, p in sorted(cell.placements.items()):
-                if p["verdict"] in ("fail", "flaky", "error"):
-                    rate = p.get("replays")
-                    seen = f" (minimal example failed {rate['failed']} of {rate['runs']} replays)" if rate else ""
-                    lines.append(f"{SHORT[p['verdict']]} {backend} / {inv_id} [{placement}]{seen}: {p['detail']}")
-                    if p["reproduce"]:
-                        lines.append(f"    reproduce: {p['reproduce']}")
-        return lines
-
-    # --- files ------------------------------------------------------------------------
-    def to_json(self, settings: Dict[str, Any]) -> Dict[str, Any]:
-        results = []
-        for (backend, inv_id), cell in sorted(self.cells.items()):
-            inv = get_invariant(inv_id)
-            results.append({"backend": backend, "invariant": inv_id, "family": inv.family,
-                            "level": inv.level.value, "rule": inv.rule, "source": inv.source,
-                            "verdict": cell.verdict, "placements": cell.placements})
-        return {
-            "schema": "ipc-conformance-report/1",
-            "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(),
-            "limits": probe(),
-            "settings": settings,
-            "debris_removed": self.debris,
-            "backends": self.backends,
-            "load_problems": self.load_problems,
-            "results": results,
-            "summary": self.summary(),
-        }
-
-    def write(self, path: str, settings: Dict[str, Any]) -> None:
-        data = self.to_json(settings)
-        if path.endswith(".md"):
-            text = to_markdown(data)
-        else:
-            text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+def write(collector: Collector, path: str) -> None:
+    data = to_json(collector)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".md":
+        text = to_markdown(data)
+    elif ext == ".xml":
+        text = to_junit(data)
+    else:
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def versions() -> Dict[str, str]:
@@ -172,26 +111,90 @@ def versions() -> Dict[str, str]:
     return out
 
 
+def _settings_text(data: Dict[str, Any]) -> str:
+    s = data["settings"]
+    return (f"profile {s.get('profile')} (up to {s.get('max_examples')} examples per check"
+            f"{', derandomized' if s.get('derandomize') else ''}), deadline {s.get('deadline_s')} s, "
+            f"{s.get('replays')} replays of a failing example")
+
+
 def to_markdown(data: Dict[str, Any]) -> str:
     v = data["versions"]
     lines = ["# IPC conformance report", "",
-             f"Python {v['python']} on {v['platform']}; profile {data['settings'].get('profile')}; "
-             f"generated {data['generated']}.", ""]
+             f"**{data['status']}**{' (the run was interrupted: some checks did not run)' if data['partial'] else ''}"
+             f". Python {v['python']} on {v['platform']}; {_settings_text(data)}; generated {data['generated']}.", ""]
     by_backend: Dict[str, List[Dict[str, Any]]] = {}
     for r in data["results"]:
         by_backend.setdefault(r["backend"], []).append(r)
     for backend, rows in by_backend.items():
         meta = data["backends"].get(backend, {})
         lines += [f"## {backend} ({meta.get('kind', '?')}, {meta.get('source', '?')})", "",
-                  "| invariant | level | verdict | placements |", "|---|---|---|---|"]
+                  "| invariant | level | verdict | examples | placements |", "|---|---|---|---|---|"]
         for r in rows:
-            places = ", ".join(f"{p}: {d['verdict']}" for p, d in sorted(r["placements"].items()))
-            lines.append(f"| `{r['invariant']}` | {r['level']} | {r['verdict']} | {places} |")
+            places = ", ".join(f"{p}: {SHORT[d['verdict']]}" for p, d in sorted(r["placements"].items()))
+            lines.append(f"| `{r['invariant']}` | {r['level']} | {SHORT[r['verdict']]} | {r['examples']} | {places} |")
+        lines.append("")
+    failures = [(r, p, d) for r in data["results"] for p, d in sorted(r["placements"].items())
+                if d["verdict"] in FAILING]
+    if failures:
+        lines += ["## Failures", ""]
+        for r, p, d in failures:
+            lines += [f"- **{SHORT[d['verdict']]}** {r['backend']} / `{r['invariant']}` [{p}]: {d['detail']}"]
+            if d.get("reproduce"):
+                lines.append(f"  - reproduce: `{d['reproduce']}`")
         lines.append("")
     for problem in data["load_problems"]:
         lines.append(f"- **{problem['source']}** failed to load: {problem['message']}")
-    lines += ["", "Summary: " + ", ".join(f"{n} {k}" for k, n in data["summary"].items() if n), ""]
+    for line in data["unchecked"]:
+        lines.append(f"- {line}")
+    counts = ", ".join(f"{n} {SHORT.get(k, k)}" for k, n in data["summary"].items() if n)
+    lines += ["", f"Summary: {data['status']}: {counts or 'no verdicts'}", ""]
     return "\n".join(lines)
+
+
+def to_junit(data: Dict[str, Any]) -> str:
+    """One ``testcase`` per backend x invariant x placement, one ``testsuite`` per family."""
+    suites: Dict[str, List[str]] = {}
+    counts: Dict[str, Dict[str, int]] = {}
+    for r in data["results"]:
+        for placement, d in sorted(r["placements"].items()):
+            name = f"{r['backend']}-{r['invariant']}-{placement}"
+            body = _junit_body(d)
+            props = "".join(f"<property name={quoteattr(k)} value={quoteattr(str(v))}/>" for k, v in
+                            (("verdict", d["verdict"]), ("examples", d.get("examples", 0)),
+                             ("level", r["level"]), ("reproduce", d.get("reproduce", ""))))
+            time_s = d.get("duration_s") or 0
+            suites.setdefault(r["family"], []).append(
+                f'  <testcase classname={quoteattr("ipc_conformance." + r["family"])} name={quoteattr(name)} '
+                f'time="{float(time_s):.3f}"><properties>{props}</properties>{body}</testcase>')
+            c = counts.setdefault(r["family"], {"tests": 0, "failures": 0, "errors": 0, "skipped": 0})
+            c["tests"] += 1
+            kind = {"fail": "failures", "flaky": "failures", "error": "errors", "crashed": "errors"}.get(
+                d["verdict"], "skipped" if d["verdict"] in ("unsupported", "unresolved", "not_run") else "")
+            if kind:
+                c[kind] += 1
+    out = ['<?xml version="1.0" encoding="utf-8"?>', f'<testsuites name="ipc-conformance" status="{data["status"]}">']
+    for fam, cases in suites.items():
+        c = counts[fam]
+        out.append(f'<testsuite name="{fam}" tests="{c["tests"]}" failures="{c["failures"]}" '
+                   f'errors="{c["errors"]}" skipped="{c["skipped"]}">')
+        out += cases
+        out.append("</testsuite>")
+    out.append("</testsuites>")
+    return "\n".join(out) + "\n"
+
+
+def _junit_body(d: Dict[str, Any]) -> str:
+    verdict, detail = d["verdict"], d.get("detail", "")
+    text = escape("\n".join(x for x in (d.get("counterexample", ""), "reproduce: " + d["reproduce"]
+                                          if d.get("reproduce") else "") if x))
+    if verdict in ("fail", "flaky"):
+        return f"<failure type={quoteattr(SHORT[verdict])} message={quoteattr(detail)}>{text}</failure>"
+    if verdict in ("error", "crashed"):
+        return f"<error type={quoteattr(SHORT[verdict])} message={quoteattr(detail)}>{text}</error>"
+    if verdict in ("unsupported", "unresolved", "not_run"):
+        return f"<skipped message={quoteattr(SHORT[verdict] + ': ' + detail)}/>"
+    return ""
 
 
 def backend_meta(backend: Any, source: str) -> Dict[str, Any]:
@@ -202,3 +205,6 @@ def backend_meta(backend: Any, source: str) -> Dict[str, Any]:
 def first_line(text: Optional[str], limit: int = 300) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+__all__ = ["ORDER", "SCHEMA", "backend_meta", "first_line", "report_problem", "to_json", "write"]

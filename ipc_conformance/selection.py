@@ -50,16 +50,18 @@ class LoadProblem:
 
 
 def parse_spec(spec: str) -> Tuple[str, str]:
-    module, sep, attr = spec.strip().partition(":")
-    if not sep or not module or not attr or " " in spec.strip():
+    module, sep, attr = spec.strip().rpartition(":")
+    if not sep or not module or not attr or " " in spec.strip() or not attr.isidentifier():
         raise SpecSyntaxError(
-            f"--ipc-backend {spec!r}: expected MODULE:ATTR, e.g. 'mylib.ipc:BACKEND' or 'ipc_impls.streams:PipeBackend'"
+            f"backend {spec!r}: expected MODULE:ATTR or PATH.py:ATTR, e.g. 'mylib.ipc:BACKEND', "
+            "'ipc_impls.streams:PipeBackend' or '../adapters/mine.py:Backend'"
         )
     return module, attr
 
 
 def requested_specs(options: Sequence[str], environ: Any = os.environ) -> List[str]:
-    specs = list(options)
+    """The specs asked for; each option value may hold several, comma-separated, as IPC_BACKENDS does."""
+    specs = [s.strip() for option in options for s in option.split(",") if s.strip()]
     specs += [s.strip() for s in environ.get(ENV_VAR, "").split(",") if s.strip()]
     for spec in specs:
         parse_spec(spec)  # fail fast on syntax: that is a usage error, not a verdict
@@ -91,6 +93,16 @@ def load_spec(spec: str) -> List[Union[Loaded, LoadProblem]]:
     return resolve(getattr(module, attr), spec)
 
 
+#: Top-level modules found only through the current directory, and that directory.
+_FROM_CWD: dict = {}
+
+
+def from_cwd(spec: str) -> str:
+    """The directory a reproduce line must put on PYTHONPATH for ``spec`` ("" if none)."""
+    module = spec.rpartition(":")[0]
+    return str(_FROM_CWD.get(module) or _FROM_CWD.get(module.split(".")[0], ""))
+
+
 def _import(name: str) -> Any:
     """Import ``name``, also from the current directory, as ``python -m`` would.
 
@@ -98,6 +110,8 @@ def _import(name: str) -> Any:
     module sitting in the user's working directory would not be found; spawned
     workers inherit the amended sys.path, so they find it too.
     """
+    if os.sep in name or name.endswith(".py"):
+        return _import_path(name)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -105,7 +119,23 @@ def _import(name: str) -> Any:
         if exc.name != name.split(".")[0] or cwd in sys.path:
             raise
         sys.path.insert(0, cwd)
+        _FROM_CWD[name.split(".")[0]] = cwd
         return importlib.import_module(name)
+
+
+def _import_path(path: str) -> Any:
+    """Import a module given as a file path; its directory goes on sys.path (and so on
+    spawned workers' sys.path), where they find it by name to unpickle the backend."""
+    file = os.path.abspath(path if path.endswith(".py") else path + ".py")
+    if not os.path.isfile(file):
+        raise ModuleNotFoundError(f"no such file: {file}")
+    directory, name = os.path.split(file[:-3])
+    if not name.isidentifier():
+        raise ImportError(f"{file}: a module file name must be a Python identifier")
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    _FROM_CWD[path.split(":")[0]] = directory
+    return importlib.import_module(name)
 
 
 def resolve(obj: Any, source: str) -> List[Union[Loaded, LoadProblem]]:

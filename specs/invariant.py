@@ -51,6 +51,12 @@ class Violation(AssertionError):
         self.history = history
         #: True when replays of the minimal example did not all fail (see :meth:`replayed`).
         self.flaky = False
+        #: True when Hypothesis saw the example pass once it had failed: found intermittently.
+        #: That alone is not FLAKY: the replays decide (a rare schedule, then reproducible).
+        self.intermittent = False
+        #: Hypothesis's failure blob for the minimal example, if it printed one; replays it
+        #: exactly anywhere with the same Hypothesis version (``--ipc-replay``).
+        self.blob = ""
         #: ``(failed, runs)``: how the minimal example fared when the harness replayed it.
         self.replays: Optional[Tuple[int, int]] = None
         text = f"[{invariant}] got={got}, but should be {expected} [{call}]"
@@ -58,13 +64,22 @@ class Violation(AssertionError):
             text += "\n" + history
         super().__init__(text)
 
-    def replayed(self, failed: int, runs: int, *, flaky: bool) -> Violation:
-        """Record how replays of the minimal example went; ``flaky`` unless each failed."""
+    def replayed(self, failed: int, runs: int) -> Violation:
+        """Record how replays of the minimal example went: FLAKY when any replay passed.
+
+        With no replays the only evidence is Hypothesis's: FLAKY if it saw the example pass.
+        """
         self.replays = (failed, runs)
-        self.flaky = flaky
-        verdict = "FLAKY" if flaky else "FAIL"
-        self.args = (f"{self.args[0]}\n({verdict}: the minimal example failed {failed} of {runs} replays)",)
+        self.flaky = failed < runs if runs else self.intermittent
+        self.args = (f"{self.args[0]}\n({self.verdict_line()})",)
         return self
+
+    def verdict_line(self) -> str:
+        """One line, one meaning: ``FAIL (found intermittently; the minimal example failed 3 of 3 replays)``."""
+        notes = ["found intermittently"] if self.intermittent else []
+        if self.replays and self.replays[1]:
+            notes.append(f"the minimal example failed {self.replays[0]} of {self.replays[1]} replays")
+        return ("FLAKY" if self.flaky else "FAIL") + (f" ({'; '.join(notes)})" if notes else "")
 
 
 class Unsupported(Exception):

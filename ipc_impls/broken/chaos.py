@@ -33,7 +33,7 @@ CHECKED = "bytes_arrive_complete_and_in_order"
 @dataclass(frozen=True)
 class Chaos:
     backend: Any
-    verdict: str  # what the run must report: "fail", "flaky" or "error"
+    verdict: str  # what the run must report: "fail", "flaky", "error" or "crashed"
     shows: str  # text the verdict's detail must contain
     lesson: str  # what the harness does about it
 
@@ -152,6 +152,32 @@ class EveryOtherExampleBackend(PipeBackend):
         return DropsOnePipe() if self.examples % 2 == 0 else PipeChannel()
 
 
+# --- crashes in the parent's own calls --------------------------------------------------------
+class SetupSegfaultsBackend(PipeBackend):
+    """A C extension that segfaults in ``setup``: the call the parent (pytest) makes itself."""
+
+    name = "chaos-setup-segfaults"
+    capabilities = CLAIMS
+
+    def setup(self, scope: Scope) -> PipeChannel:
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return PipeChannel()  # not reached
+
+
+class ExitingTeardown(PipeChannel):
+    def teardown(self) -> None:
+        super().teardown()
+        os._exit(3)  # a library calling exit() from its cleanup
+
+
+class TeardownExitsBackend(PipeBackend):
+    name = "chaos-teardown-exits"
+    capabilities = CLAIMS
+
+    def setup(self, scope: Scope) -> PipeChannel:
+        return ExitingTeardown()
+
+
 CHAOS: List[Chaos] = [
     Chaos(_variant("chaos-blocks-forever", BlocksForeverPipe), "fail", "hung in write",
           "At the deadline the parent aborts the worker; faulthandler shows where it was stuck."),
@@ -165,7 +191,14 @@ CHAOS: List[Chaos] = [
           "The audit around each test lists what a backend left, removes what it can, and fails it."),
     Chaos(EveryOtherExampleBackend(), "flaky", "replays",
           "A failure that does not repeat on every replay is FLAKY with its rate, never a pass."),
+    Chaos(SetupSegfaultsBackend(), "crashed", "setup() died by SIGSEGV",
+          "setup() runs first in a probe process: a crash there is the backend's verdict, not the run's end."),
+    Chaos(TeardownExitsBackend(), "crashed", "teardown() exited the process with code 3",
+          "The probe calls teardown() too: a library that exits from its cleanup cannot end the run."),
 ]
+
+#: The two whose parent-side calls crash (``tests/selftest/test_verdicts.py``).
+PARENT_CRASHERS = [c.backend for c in CHAOS if c.verdict == "crashed"]
 
 #: For ``--ipc-backend ipc_impls.broken.chaos:BACKENDS``.
 BACKENDS = [c.backend for c in CHAOS]

@@ -291,6 +291,9 @@ def sweep_debris(parent: Optional[str] = None) -> List[str]:
         if owner and _pid_alive(owner):
             continue
         problems = remove_journalled(os.path.join(root, "journal"))
+        for nested in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            if nested.startswith(ROOT_PREFIX):  # a probe's root (see probe.py), inside its parent's
+                problems += remove_journalled(os.path.join(root, nested, "journal"))
         shutil.rmtree(root, ignore_errors=True)
         removed.append(f"{root} (owner pid {owner or '?'} gone)" + (f"; {problems}" if problems else ""))
     return removed

@@ -8,8 +8,10 @@ Hypothesis draw examples and :meth:`Case.run` to execute one.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -28,11 +30,15 @@ from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
+from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
 from .worker import HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
+    # The default: deep enough that a pass means something (the README says how long it takes).
+    "standard": {"max_examples": 25},
+    # A first look: a few examples per check.
     "fast": {"max_examples": 8},
     # CI: as many examples as fast, but the same ones every run (derandomized), so a red
     # CI run is about the code, and exploring new examples is left to fast and thorough.
@@ -78,6 +84,10 @@ class BackendError(Exception):
 
 class ParentHang(BackendError):
     """A backend call made in the parent (setup, teardown, detach) did not return."""
+
+
+class BackendCrashed(BackendError):
+    """A backend call the parent must make killed the process that made it (a probe)."""
 
 
 class parent_guard:
@@ -172,11 +182,41 @@ class Outcome:
         )
 
 
-def _quiet_reporter(text: object) -> None:
-    """Hypothesis's reporter, minus the advice to add @seed to a test function: checks
-    run inside an inner function the user cannot decorate (the database replays instead)."""
-    if not str(text).startswith("You can reproduce this failure by adding @seed"):
+_BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*')\)")
+
+
+class _Reporter:
+    """Hypothesis's reporter, minus its advice to decorate a test function: checks run
+    inside an inner function the user cannot decorate.  The failure blob it prints is
+    kept instead, for a reproduce line that replays the example anywhere (``--ipc-replay``)."""
+
+    def __init__(self) -> None:
+        self.blob = ""
+
+    def __call__(self, text: object) -> None:
+        line = str(text)
+        found = _BLOB.search(line)
+        if found:
+            self.blob = ast.literal_eval(found.group(2)).decode("ascii")
+            return
+        if line.startswith(("You can reproduce this", "You can add @seed")):
+            return
         default_reporter(text)
+
+
+def _take_blob(exc: BaseException) -> str:
+    """Remove Hypothesis's "you can reproduce this … @reproduce_failure(…)" note from
+    ``exc`` (newer versions attach it as a note rather than print it); return its blob."""
+    notes = getattr(exc, "__notes__", None)
+    if not notes:
+        return ""
+    blob = ""
+    for note in list(notes):
+        found = _BLOB.search(str(note))
+        if found:
+            blob = ast.literal_eval(found.group(2)).decode("ascii")
+            notes.remove(note)
+    return blob
 
 
 def _stack(output: str, lines: int = 14) -> str:
@@ -207,9 +247,9 @@ def _tail(text: str, lines: int = 12) -> str:
 class Harness:
     """Session-wide state: resources, warm pools, deadline and profile."""
 
-    def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "fast",
+    def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "standard",
                  root_parent: Optional[str] = None, shrink: bool = True, replays: int = DEFAULT_REPLAYS,
-                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB, faults: bool = True) -> None:
+                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB, faults: bool = True, replay: str = "") -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
         if deadline_s <= 0:
@@ -227,8 +267,23 @@ class Harness:
         self.worker_memory = worker_memory_mib << 20
         #: Draw the faults invariants opt in to (``harness.faults``); off, only their own data.
         self.faults = faults
+        #: A Hypothesis failure blob: every check runs exactly that example (one check at a time).
+        self.replay = replay
         self.root = ResourceRoot(root_parent)
         self._pools: Dict[str, Pool] = {}
+        #: Per backend name: None, or what its first setup/teardown did in a probe process.
+        self._probed: Dict[str, Optional[Tuple[str, str]]] = {}
+
+    def probe(self, backend: Any) -> None:
+        """Raise :class:`BackendCrashed` (or :class:`ParentHang`) if ``setup``/``teardown``
+        kill or block the process that calls them; found once per backend, in a probe
+        process (``probe.py``), so that the parent never makes a call that would kill it."""
+        if backend.name not in self._probed:
+            self._probed[backend.name] = probe_parent_calls(backend, self.root, self.deadline_s)
+        found = self._probed[backend.name]
+        if found is not None:
+            kind, what = found
+            raise (ParentHang if kind == "hang" else BackendCrashed)(f"{backend.name}: {what}")
 
     def pool(self, method: str) -> Pool:
         if method not in self._pools:
@@ -277,6 +332,8 @@ class Case:
         #: The drawn faults of the current example (see faults.py): 0 and None are none.
         self.interrupt_period_s = 0.0
         self.kill: Optional[Tuple[int, int]] = None  # (victim index among killable roles, delay ms)
+        #: Hypothesis's failure blob of the last failing example (see ``--ipc-replay``).
+        self.blob = ""
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -326,9 +383,15 @@ class Case:
         # found for one backend is replayed for that backend only.
         key = f"{self.backend.name}/{self.invariant.id}/{self.placement}".encode()
         example._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
+        if self.harness.replay:  # exactly the example a failure blob describes, no search
+            example = hypothesis.reproduce_failure(hypothesis.__version__, self.harness.replay.encode())(example)
+        reporter = _Reporter()
         try:
-            with with_reporter(_quiet_reporter):
-                example()
+            with with_reporter(reporter):
+                try:
+                    example()
+                finally:
+                    self.blob = reporter.blob
         except HangFound as found:
             shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
             found.violation.args = (f"{found.violation.args[0]}\nHanging example (not shrunk): {shown}",)
@@ -337,8 +400,11 @@ class Case:
         except ApiBroken as broken:
             raise broken.error from None
         except Violation as violation:
+            self.blob = _take_blob(violation) or self.blob
             raise self._replay(violation, body, self.harness.replays) from None
         except Flaky as flaky:
+            for inner in getattr(flaky, "exceptions", ()):
+                self.blob = _take_blob(inner) or self.blob
             unflaked = _unflake(flaky, self.invariant.id)
             if not isinstance(unflaked, Violation):
                 raise unflaked from flaky
@@ -359,7 +425,8 @@ class Case:
         tells the two apart.  Any failure counts, not only this invariant's.
         """
         if runs == 0:
-            return violation
+            violation.blob = self.blob
+            return violation.replayed(0, 0)
         drawn = dict(self.example)
         failed = 0
         for _ in range(runs):
@@ -367,7 +434,8 @@ class Case:
                 self._call(body, drawn)
             except (Exception, HangFound, ApiBroken):
                 failed += 1
-        return violation.replayed(failed, runs, flaky=violation.flaky or failed < runs)
+        violation.blob = self.blob
+        return violation.replayed(failed, runs)
 
     # --- one example ------------------------------------------------------------------
     def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None) -> Outcome:
@@ -378,6 +446,7 @@ class Case:
         channel = None
         try:
             try:
+                self.harness.probe(self.backend)
                 with parent_guard(self.harness.deadline_s, f"{self.backend.name}.setup()"):
                     channel = self.backend.setup(scope)
                 problems = validate_channel(self.backend.kind, channel)
@@ -463,7 +532,7 @@ def default_harness() -> Harness:
 
         _DEFAULT = Harness(
             deadline_s=float(os.environ.get("IPC_DEADLINE", DEFAULT_DEADLINE_S)),
-            profile=os.environ.get("IPC_PROFILE", "fast"),
+            profile=os.environ.get("IPC_PROFILE", "standard"),
         )
         atexit.register(_DEFAULT.close)
     return _DEFAULT
@@ -477,7 +546,6 @@ def _unflake(flaky: Exception, invariant_id: str) -> Exception:
         return flaky
     first = found[0]
     flagged = Violation(invariant_id, got=first.got, expected=first.expected, call=first.call,
-                        history=first.history + "\n(flaky: this example failed once and passed when Hypothesis "
-                        "replayed it)")
-    flagged.flaky = True
+                        history=first.history)
+    flagged.intermittent = True  # the replays decide whether it is FLAKY
     return flagged

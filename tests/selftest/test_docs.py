@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ipc_conformance import plugin
+from ipc_conformance import options
 from ipc_conformance.catalogue import render, with_index
 from ipc_specs.harness.placements import PLACEMENTS
 from ipc_specs.harness.run import PROFILES
@@ -40,10 +40,16 @@ def test_every_package_directory_is_packaged() -> None:
                 assert package in listed, f"{package} is missing from packages in pyproject.toml"
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [(plugin.PROFILES, tuple(sorted(PROFILES))),
-                                               (plugin.PLACEMENTS, PLACEMENTS)])
-def test_plugin_constants_match_the_specs(ours: tuple, theirs: tuple) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize(("ours", "theirs"), [(sorted(options.PROFILES), sorted(PROFILES)),
+                                               (list(options.PLACEMENTS), list(PLACEMENTS))])
+def test_plugin_constants_match_the_specs(ours: list, theirs: list) -> None:  # type: ignore[type-arg]
     assert ours == theirs
+
+
+def test_the_default_profile_is_the_standard_one() -> None:
+    from ipc_specs import Harness
+
+    assert options.DEFAULT_PROFILE == "standard" == Harness.__init__.__kwdefaults__["profile"]
 
 
 def test_the_readme_keeps_its_sections() -> None:
@@ -57,9 +63,21 @@ def test_writing_the_catalogue_keeps_the_rest_of_the_readme(tmp_path) -> None:  
     from ipc_conformance.cli import main
 
     (tmp_path / "docs").mkdir()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "ipc-conformance"\n')
     readme = tmp_path / "README.md"
     readme.write_text("# title\n\n<!-- invariant-index:start -->\nSTALE-INDEX-LINE\n"
                       "<!-- invariant-index:end -->\n\ntail\n")
     assert main(["catalogue", "--write", str(tmp_path / "docs" / "INVARIANTS.md")]) == 0
     text = readme.read_text()
     assert text.startswith("# title\n") and text.endswith("\n\ntail\n") and "STALE-INDEX-LINE" not in text
+
+
+def test_writing_the_catalogue_outside_this_repository_is_refused(tmp_path, capsys) -> None:  # type: ignore
+    from ipc_conformance.cli import main
+
+    (tmp_path / "docs").mkdir()
+    mine = tmp_path / "docs" / "INVARIANTS.md"
+    mine.write_text("a user's own document\n")
+    assert main(["catalogue", "--write", str(mine)]) == 2
+    assert mine.read_text() == "a user's own document\n"
+    assert "not in a checkout of ipc-conformance" in capsys.readouterr().err

@@ -189,7 +189,7 @@ def test_a_failure_every_replay_repeats_is_fail(harness: Harness) -> None:
     with pytest.raises(Violation) as caught:
         case.explore(_always_fails(case), x=st.just(1))
     assert caught.value.replays == (3, 3) and not caught.value.flaky
-    assert "FAIL: the minimal example failed 3 of 3 replays" in str(caught.value)
+    assert "FAIL (the minimal example failed 3 of 3 replays)" in str(caught.value)
 
 
 def test_a_failure_some_replays_do_not_repeat_is_flaky_with_its_rate(harness: Harness) -> None:
@@ -205,7 +205,26 @@ def test_a_failure_some_replays_do_not_repeat_is_flaky_with_its_rate(harness: Ha
         case.explore(every_other, x=st.integers(0, 3))
     failed, runs = caught.value.replays or (0, 0)
     assert caught.value.flaky and runs == 3 and failed < runs
-    assert f"FLAKY: the minimal example failed {failed} of 3 replays" in str(caught.value)
+    assert "FLAKY (" in str(caught.value)
+    assert f"the minimal example failed {failed} of 3 replays)" in str(caught.value)
+
+
+@pytest.mark.parametrize(("intermittent", "failed", "runs", "line"), [
+    (True, 3, 3, "FAIL (found intermittently; the minimal example failed 3 of 3 replays)"),
+    (True, 1, 3, "FLAKY (found intermittently; the minimal example failed 1 of 3 replays)"),
+    (False, 2, 3, "FLAKY (the minimal example failed 2 of 3 replays)"),
+    (False, 3, 3, "FAIL (the minimal example failed 3 of 3 replays)"),
+    (True, 0, 0, "FLAKY (found intermittently)"),
+    (False, 0, 0, "FAIL"),
+])
+def test_flaky_is_decided_by_the_replays_alone(intermittent: bool, failed: int, runs: int, line: str) -> None:
+    """One line, one meaning: being found intermittently is a note, the replays decide FLAKY
+    (only with no replays at all does Hypothesis's own observation decide)."""
+    v = Violation("x", got="g", expected="e", call="c")
+    v.intermittent = intermittent
+    v.replayed(failed, runs)
+    assert v.verdict_line() == line
+    assert str(v).endswith(f"({line})") and str(v).count("FAIL") + str(v).count("FLAKY") == 1
 
 
 def test_pool_workers_are_reused_after_a_hang(harness: Harness) -> None:

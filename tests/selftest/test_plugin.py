@@ -173,11 +173,12 @@ def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(tmp_path: 
     (["--ipc-backend", "not-a-spec"], "expected MODULE:ATTR"),
     (["--ipc-backend", ":attr"], "expected MODULE:ATTR"),
     (["--ipc-placements", "fork,teleport"], "--ipc-placements: unknown ['teleport']"),
-    (["--ipc-deadline", "0"], "--ipc-deadline must be a positive number"),
+    (["--ipc-deadline", "0"], "--ipc-deadline '0': must be a positive number"),
     (["--ipc-backend", "badbackends:TWINS"], "backend names must be unique"),
-    (["--ipc-replays", "-1"], "--ipc-replays must be 0 or more"),
-    (["--ipc-worker-memory", "-5"], "--ipc-worker-memory must be 0 (no cap) or a number of MiB"),
-    (["--ipc-faults", "maybe"], "argument --ipc-faults: invalid choice: 'maybe'"),
+    (["--ipc-replays", "-1"], "--ipc-replays '-1': must be 0 or more"),
+    (["--ipc-worker-memory", "-5"], "--ipc-worker-memory '-5': must be 0 (no cap) or a number of MiB"),
+    (["--ipc-faults", "maybe"], "--ipc-faults 'maybe': expected one of on, off"),
+    (["--ipc-profile", "deep"], "--ipc-profile 'deep': expected one of standard, fast, ci, thorough"),
 ])
 def test_usage_errors_stop_the_run_with_a_clear_message(tmp_path: Path, args: List[str], message: str) -> None:
     out = run(tmp_path, *args)
@@ -218,11 +219,12 @@ def test_the_report_records_verdicts_and_the_exit_status_follows_them(tmp_path: 
               "ipc_impls.streams:PipeBackend", "-k", "write_rejects_text", "--ipc-report", str(report))
     assert out.returncode == 1
     data = json.loads(report.read_text())
-    assert data["schema"] == "ipc-conformance-report/1"
+    assert data["schema"] == "ipc-conformance-report/2"
     verdicts = {(r["backend"], r["invariant"]): r["verdict"] for r in data["results"]}
     assert verdicts[("os-pipe", "write_rejects_text")] == "pass"
     assert verdicts[("broken-accepts-text", "write_rejects_text")] == "fail"
-    assert "write_rejects_text" in out.stdout and "reproduce: ipc-conformance" in out.stdout
+    assert "write_rejects_text" in out.stdout and "reproduce: " in out.stdout
+    assert "ipc-conformance --backend ipc_impls.broken.streams:EXHIBITS" in out.stdout
 
 
 def test_a_hung_backend_fails_within_its_deadline_and_leaves_nothing(tmp_path: Path) -> None:
@@ -240,8 +242,10 @@ def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path,
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
                IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
+    report = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
-           "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
+           "--ipc-deadline", "60", "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last",
+           "--ipc-report", str(report)]
     # A background job of a non-interactive shell starts with SIGINT ignored, and the
     # ignored disposition survives exec: restore the default, as a terminal run has it.
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -251,6 +255,10 @@ def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path,
     output = proc.communicate(timeout=60)[0].decode()
     assert "KeyboardInterrupt" in output or "Interrupted" in output or "!!!" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
+    # An interrupted run never looks complete: PARTIAL in the summary line and the report.
+    assert proc.returncode == 2 and "ipc-conformance: PARTIAL" in output, output
+    data = json.loads(report.read_text())
+    assert data["partial"] and data["status"] == "PARTIAL" and data["summary"]["not_run"] >= 1, data["summary"]
 
 
 def session_members(sid: int) -> set:  # type: ignore[type-arg]
@@ -285,8 +293,9 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
                IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
+    report = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
-           "-n", "2", "--ipc-deadline", "60", "--ipc-placements", "fork",
+           "-n", "2", "--ipc-deadline", "60", "--ipc-placements", "fork", "--ipc-report", str(report),
            "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -297,6 +306,12 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
     assert "crashed" in output, output  # pytest-xdist's own report of the dead worker
     assert "removed debris of a worker of this run that died" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
+    # A crashed cell is never a pass: the same verdict in the exit code, matrix and report.
+    assert proc.returncode == 1
+    data = json.loads(report.read_text())
+    cell = data["results"][0]["placements"]["fork"]
+    assert cell["verdict"] == "crashed" and "worker running it died" in cell["detail"], cell
+    assert data["status"] == "FAILED" and "ipc-conformance: FAILED: 1 CRASH" in output, output
 
 
 def wait_for_example(scratch: Path, tag: str, timeout: float = 60) -> int:
@@ -324,7 +339,8 @@ def test_a_kernel_limit_too_low_for_a_check_is_unresolved_naming_the_limit(tmp_p
            "--ipc-placements", "fork", "-k", "realtime_signals_queue_every_instance", "--ipc-report", str(report)]
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
                          preexec_fn=low_sigpending)
-    assert out.returncode == 0, out.stdout  # neither a pass nor a failure: nothing was judged
+    assert out.returncode == 5, out.stdout  # neither a pass nor a failure: nothing was judged
+    assert "ipc-conformance: NOTHING-CHECKED" in out.stdout
     results = json.loads(report.read_text())["results"]
     assert results and all(r["verdict"] == "unresolved" for r in results), results
     assert "RLIMIT_SIGPENDING=40 is below" in results[0]["placements"]["fork"]["detail"]
