@@ -96,9 +96,13 @@ def _fresh_attach_example(case: Case, payload: Blob):  # type: ignore[no-untyped
     return out, now
 
 
-_TRACKER_SOURCE = ("CPython gh-82300 / bpo-38119; Python docs multiprocessing.shared_memory "
-                   "(3.13 adds track=: 'When True, register the shared memory block with a resource tracker "
-                   "process'); CPython _TestSharedMemory test_shared_memory_tracking / _untracking")
+_TRACKER_SOURCE = ("CPython gh-82300 (formerly bpo-38119) 'resource tracker destroys shared memory segments when "
+                   "other processes should still have valid access'; Python docs multiprocessing.shared_memory, "
+                   "SharedMemory's track parameter (added in 3.13; paraphrase: a Python process not started "
+                   "by multiprocessing from a common ancestor gets its own resource tracker, which deletes the "
+                   "segment when the first such process exits, so such processes should pass track=False); "
+                   "CPython Lib/test/_test_multiprocessing.py _TestSharedMemory.test_shared_memory_tracking and "
+                   "test_shared_memory_untracking")
 
 
 @invariant(
@@ -106,7 +110,7 @@ _TRACKER_SOURCE = ("CPython gh-82300 / bpo-38119; Python docs multiprocessing.sh
     rule="A fresh interpreter that attaches by name, reads, detaches and exits leaves the segment and its "
          "bytes in place. multiprocessing.shared_memory keeps this only with track=False (3.13+): with the "
          "default tracking (every version 3.9-3.13) the attacher's resource tracker unlinks it.",
-    source=_TRACKER_SOURCE + "; shm_overview(7): POSIX shared memory objects have kernel persistence",
+    source=_TRACKER_SOURCE + "; shm_overview(7): 'POSIX shared memory objects have kernel persistence'",
     requires=[NAMED_ATTACH, SURVIVES_ATTACHER_EXIT],
     placements=["fork"],
 )
@@ -122,11 +126,12 @@ def segment_survives_unrelated_attacher_exit(backend: object, case: Case) -> Non
 
 
 @invariant(
-    "tracked_attacher_exit_unlinks_segment", family=FAMILY, level=Level.SHOULD,
-    rule="With multiprocessing's resource tracking (the default track=True, CPython 3.9-3.13), a fresh "
-         "interpreter that only attaches registers the segment with its own tracker, which unlinks it when "
-         "that interpreter exits, with a 'leaked shared_memory objects' warning: callers must not rely on "
-         "the segment outliving such an attacher.",
+    "tracked_attacher_exit_unlinks_segment", family=FAMILY, level=Level.HAZARD,
+    rule="A documented CPython defect, not a recommendation: with multiprocessing's resource tracking (the "
+         "default track=True, CPython 3.9-3.13), a fresh interpreter that only attaches registers the segment "
+         "with its own tracker, which unlinks it when that interpreter exits, with a 'leaked shared_memory "
+         "objects' warning. It applies to backends that declare the hazard, and confirms that it bites, so "
+         "that code relying on the segment outliving such an attacher is caught.",
     source=_TRACKER_SOURCE,
     requires=[NAMED_ATTACH, ATTACHER_TRACKER_UNLINKS],
     placements=["fork"],
