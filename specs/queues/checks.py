@@ -145,8 +145,11 @@ def _priority_model(sent: Sequence[Tuple[bytes, int]]) -> List[Tuple[bytes, int]
     "oldest_highest_priority_message_first", family=FAMILY, level=Level.MUST,
     rule="Receives return messages as a stable sort of the sent ones by descending priority (FIFO within a "
          "priority); a priority outside 0…max_priority raises ValueError and sends nothing.",
-    source="mq_receive(3) 'the oldest of the highest priority messages'; mq_send(3) EINVAL 'msg_prio was greater "
-           "than MQ_PRIO_MAX'; LTP mq_send assertions 3, 4, 13; posix_ipc QUEUE_PRIORITY_MAX",
+    source="mq_receive(3): 'removes the oldest message with the highest priority'; mq_send(3): 'newer messages "
+           "of the same priority being placed after older messages with the same priority'; mq_overview(7): "
+           "'Message priorities range from 0 (low) to sysconf(_SC_MQ_PRIO_MAX) - 1 (high)'; POSIX mq_send() "
+           "(paraphrase: msg_prio must be less than {MQ_PRIO_MAX}, else EINVAL); LTP mq_send assertions 3, 4, "
+           "13; posix_ipc QUEUE_PRIORITY_MAX",
     requires=[PRIORITIES],
 )
 def oldest_highest_priority_message_first(backend: object, case: Case) -> None:

@@ -238,10 +238,15 @@ def removing_queue_wakes_blocked_receiver(backend: object, case: Case) -> None:
 
 @invariant(
     "oversize_datagram_is_reported_not_truncated", family=FAMILY, level=Level.MUST,
-    rule="A datagram longer than the receive buffer raises OSError(EMSGSIZE) (the kernel sets MSG_TRUNC) "
-         "instead of arriving cut; the next datagram arrives whole.",
-    source="recv(2) 'MSG_TRUNC … indicates that the trailing portion of a datagram was discarded'; unix(7); "
-           "CPython test_socket testRecvmsgTrunc",
+    rule="The kernel cuts a datagram longer than the receive buffer without an error (a plain recv returns "
+         "the first bytes as if they were the whole message); the backend must detect the cut (recvmsg "
+         "reports MSG_TRUNC in its flags) and report it as OSError(EMSGSIZE) instead of returning the cut "
+         "bytes; the next datagram arrives whole.",
+    source="recv(2): 'If a message is too long to fit in the supplied buffer, excess bytes may be discarded "
+           "depending on the type of socket the message is received from'; recv(2), flags returned by "
+           "recvmsg(), MSG_TRUNC: 'indicates that the trailing portion of a datagram was discarded because the "
+           "datagram was larger than the buffer supplied'; unix(7): SOCK_DGRAM 'preserves message "
+           "boundaries'; CPython Lib/test/test_socket.py testRecvmsgTrunc",
     requires=[DATAGRAM],
 )
 def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> None:
@@ -256,7 +261,8 @@ def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> 
         r = out.value("Q")
         expect(r[2][0] == "err" and r[2][2] == EMSGSIZE, case.invariant.id,
                got=f"receive(bufsize={bufsize}) of a {size}-byte datagram {err_name(r[2])}",
-               expected=f"OSError(EMSGSIZE): MSG_TRUNC says {short} bytes were cut off", call="receive",
+               expected=f"OSError(EMSGSIZE): recvmsg's MSG_TRUNC flag says {short} bytes were cut off",
+               call="receive",
                history=out.history.format())
         expect(data_of(r[3:]) == [after], case.invariant.id, got=err_name(r[3]),
                expected=f"the next datagram {after!r} whole", call="receive", history=out.history.format())
