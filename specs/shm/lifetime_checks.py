@@ -22,8 +22,11 @@ FAMILY = "shm"
     "unlinked_segment_stays_mapped_but_cannot_be_attached", family=FAMILY, level=Level.MUST,
     rule="After the name is removed, mappings that exist stay fully readable and writable, a new attach "
          "by name fails, and the segment is gone once the last mapping is closed.",
-    source="shm_unlink(3): 'the object is removed after all processes have unmapped it'; LTP shm_unlink "
-           "assertions 2-5; shmctl(2) IPC_RMID: 'destroyed only after the last process detaches'",
+    source="shm_unlink(3): 'it removes a shared memory object name, and, once all processes have unmapped the "
+           "object, deallocates and destroys the contents of the associated memory region. After a successful "
+           "shm_unlink(), attempts to shm_open() an object with the same name fail'; shmctl(2) IPC_RMID: 'The "
+           "segment will actually be destroyed only after the last process detaches it'; LTP open_posix_testsuite "
+           "shm_unlink assertions 2-5",
     requires=[UNLINKABLE, NAMED_ATTACH],
 )
 def unlinked_segment_stays_mapped_but_cannot_be_attached(backend: object, case: Case) -> None:
@@ -52,8 +55,8 @@ def unlinked_segment_stays_mapped_but_cannot_be_attached(backend: object, case: 
     "truncated_object_kills_toucher_with_sigbus", family=FAMILY, level=Level.MUST,
     rule="When the object is truncated under a live mapping, touching a mapped page wholly past the new "
          "end kills the toucher with SIGBUS (neither a hang nor a read of stale or zero bytes).",
-    source="mmap(2) ERRORS: 'SIGBUS Attempted access to a page of the buffer that lies beyond the end of "
-           "the mapped file'; posix_ipc USAGE (size= calls ftruncate)",
+    source="mmap(2) ERRORS: 'SIGBUS Attempted access to a page of the buffer that lies beyond the end of the mapped "
+           "file.'; ftruncate(2); posix_ipc documentation (paraphrase: SharedMemory's size= calls ftruncate)",
     requires=[TRUNCATABLE],
 )
 def truncated_object_kills_toucher_with_sigbus(backend: object, case: Case) -> None:

@@ -66,8 +66,9 @@ def _expand(entries: Sequence[Tuple[int, int]]) -> List[int]:
     "standard_signals_coalesce_while_blocked", family=FAMILY, level=Level.MUST,
     rule="While a standard signal is blocked, any number of sends (from any number of processes) leave "
          "exactly one pending instance: sigtimedwait dequeues it once.",
-    source="signal(7) 'Standard signals do not queue. If multiple instances of a standard signal are generated "
-           "while that signal is blocked, then only one instance of the signal is marked as pending'; LTP sigwait",
+    source="signal(7): 'Standard signals do not queue. If multiple instances of a standard signal are generated "
+           "while that signal is blocked, then only one instance of the signal is marked as pending'; LTP "
+           "open_posix_testsuite sigwait",
     requires=[SIGWAIT], placements=["fork"],
 )
 def standard_signals_coalesce_while_blocked(backend: object, case: Case) -> None:
@@ -92,8 +93,8 @@ def standard_signals_coalesce_while_blocked(backend: object, case: Case) -> None
     "realtime_signals_queue_every_instance", family=FAMILY, level=Level.MUST,
     rule="While a real-time signal is blocked, every send queues one instance: sigtimedwait dequeues as many "
          "instances of each SIGRTMIN…SIGRTMAX number as were sent.",
-    source="signal(7) 'Real-time signals': 'Multiple instances of real-time signals can be queued'; "
-           "LTP sigqueue, sigwait",
+    source="signal(7), section Real-time signals: 'Multiple instances of real-time signals can be queued.'; LTP "
+           "open_posix_testsuite sigqueue, sigwait",
     requires=[SIGWAIT, REALTIME], placements=["fork"],
 )
 def realtime_signals_queue_every_instance(backend: object, case: Case) -> None:
@@ -180,8 +181,8 @@ def _label(signum: int, pid: int, names: Dict[int, str]) -> str:
     "kill_with_signal_zero_probes_without_sending", family=FAMILY, level=Level.MUST,
     rule="kill(pid, 0) checks that pid exists and sends nothing: the target has no signal pending "
          "afterwards, and a reaped pid raises ProcessLookupError.",
-    source="kill(2): 'If sig is 0, then no signal is sent, but existence and permission checks are still "
-           "performed'; ESRCH; LTP kill assertion 2",
+    source="kill(2): 'If sig is 0, then no signal is sent, but existence and permission checks are still performed';"
+           " kill(2) ESRCH; LTP open_posix_testsuite kill assertion 2",
     requires=[SIGWAIT], placements=["fork"],
 )
 def kill_with_signal_zero_probes_without_sending(backend: object, case: Case) -> None:
@@ -206,7 +207,8 @@ def kill_with_signal_zero_probes_without_sending(backend: object, case: Case) ->
     rule="sigtimedwait(set, 0) returns None at once when nothing in set is pending, and the pending "
          "instance when one is: a zero timeout is a poll, not 'wait forever'.",
     source="sigtimedwait(2): 'If both fields of this structure are specified as 0, a poll is performed: "
-           "sigtimedwait() returns immediately'; LTP sigtimedwait; CPython test_signal test_sigtimedwait_poll",
+           "sigtimedwait() returns immediately'; CPython Lib/test/test_signal.py test_sigtimedwait_poll; LTP "
+           "sigtimedwait",
     requires=[SIGWAIT], placements=["fork"],
 )
 def zero_timeout_sigtimedwait_polls(backend: object, case: Case) -> None:
