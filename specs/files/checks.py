@@ -12,8 +12,10 @@ from typing import List, Tuple
 
 from hypothesis import strategies as st
 
+from .. import limits
+from ..harness.resources import scratch_bases
 from ..harness.run import Case, Role
-from ..invariant import Level, expect, invariant, short_repr
+from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from . import roles
 from .protocol import (
     APPEND_LOG,
@@ -85,6 +87,10 @@ def reader_never_sees_partial_publish(backend: object, case: Case) -> None:
     requires=[APPEND_LOG],
 )
 def appended_records_never_lost_or_torn(backend: object, case: Case) -> None:
+    where = scratch_bases()[0]
+    if limits.filesystem_type(where).startswith("nfs"):  # the rule does not hold there: not a failure
+        raise Unresolved(f"the examples' directory {where} is on NFS, where open(2) says O_APPEND may corrupt files")
+
     def body(writers: int, records: int, size: int) -> None:
         rs = [Role(f"W{i}", roles.append_records, (i, writers, records, size)) for i in range(writers)]
         out = case.run(rs + [Role("R", roles.read_log_after, (writers,), opens=False)])

@@ -93,3 +93,15 @@ def test_the_order_among_standard_signals_is_not_asserted(quick_harness: Harness
     backend = _variant("reversed-standard-order", ReversedStandard)
     check(backend, "pending_signals_dequeue_standard_first_then_realtime_ascending", placement="fork",
           harness=quick_harness)
+
+
+def test_o_append_check_is_unresolved_on_nfs(monkeypatch: pytest.MonkeyPatch, quick_harness: Harness) -> None:
+    """open(2) warns that O_APPEND may corrupt files on NFS: there the rule does not hold, so
+    the check reports the machine, not the backend."""
+    from ipc_impls import reference_backends
+    from ipc_specs import limits
+
+    backend = next(b for b in reference_backends() if b.name == "o-append-log")
+    monkeypatch.setattr(limits, "filesystem_type", lambda path: "nfs4")
+    with pytest.raises(Unresolved, match="NFS"):
+        check(backend, "appended_records_never_lost_or_torn", placement="fork", harness=quick_harness)
