@@ -72,9 +72,11 @@ MAN_PAGE = re.compile(r"\b([a-z_][a-z0-9_]*)\(([1-8])\)")
 #: the Python docs, CPython's issues or sources, a PEP.
 REACHABLE = re.compile(r"https?://|\bPOSIX(?:\.1[-\d]*)? [a-z_]+\(\)|\bPython docs\b|"
                        r"\bCPython (?:gh-\d+|bpo-\d+|Lib/|Modules/)|\bPEP \d+")
-#: Citations of documents that ship nowhere: the internal catalogue the ids came from, its
-#: experiment numbers (E7) and sections (§9).
-UNREACHABLE = re.compile(r"EDGE_CASES|\bE\d+\b|§")
+#: The internal catalogue the ids came from ships nowhere; spelled in two pieces so that a
+#: grep for it over the repository finds no citation, this test included.
+INTERNAL = "EDGE" + "_CASES"
+#: Citations of documents that ship nowhere: that catalogue, its experiment numbers (E7) and sections (§9).
+UNREACHABLE = re.compile(INTERNAL + r"|\bE\d+\b|§")
 
 
 def sources() -> list:  # type: ignore[type-arg]
@@ -98,9 +100,9 @@ def test_nothing_users_see_cites_the_internal_catalogue() -> None:
         if any(part in dirpath for part in (".git", "__pycache__", ".egg-info", ".tox", ".venv")):
             continue
         for name in files:
-            if name.endswith((".py", ".md", ".toml", ".ini", ".txt")) and name != "test_docs.py":
+            if name.endswith((".py", ".md", ".toml", ".ini", ".txt", ".cfg", ".rst")):
                 with open(os.path.join(dirpath, name), encoding="utf-8") as f:
-                    assert "EDGE_CASES" not in f.read(), os.path.join(dirpath, name)
+                    assert INTERNAL not in f.read(), os.path.join(dirpath, name)
 
 
 def test_cited_man_pages_exist() -> None:
