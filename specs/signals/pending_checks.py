@@ -141,8 +141,9 @@ def _expected_realtime(plans: Sequence[Sequence[int]], pids: Sequence[int], lo: 
            "starting with the lowest-numbered signal.'; 'if multiple standard signals are pending for a "
            "process, the order in which they are delivered is unspecified'; 'If both standard and real-time "
            "signals are pending for a process, POSIX leaves it unspecified which is delivered first. Linux, "
-           "like many other implementations, gives priority to standard signals in this case.'; LTP "
-           "sigwaitinfo, sigqueue",
+           "like many other implementations, gives priority to standard signals in this case.'; Linux "
+           "kernel/signal.c next_signal() (paraphrase: pending signals in SYNCHRONOUS_MASK, SIGSEGV, SIGBUS, "
+           "SIGILL, SIGTRAP, SIGFPE and SIGSYS, go first, then the lowest number); LTP sigwaitinfo, sigqueue",
     requires=[SIGWAIT, REALTIME], placements=["fork"],
 )
 def pending_signals_dequeue_standard_first_then_realtime_ascending(backend: object, case: Case) -> None:
