@@ -25,11 +25,20 @@ if TYPE_CHECKING:
 
 
 class Level(str, enum.Enum):
-    """How strongly the source states the rule (RFC 2119)."""
+    """How strongly the source states the rule (RFC 2119), or that it is a documented hazard.
+
+    ``HAZARD`` is not a fourth degree of recommendation: it marks a known defect or trap
+    of a real implementation that its own maintainers document (a CPython issue, a
+    warning in the docs).  Such an "invariant" states the hazard as a fact, applies only to
+    backends that declare it (a capability naming the hazard), and its check confirms
+    that the declared hazard really bites, so that code relying on the opposite is caught.
+    "pass" then means "the declared hazard is real here", never "recommended behaviour".
+    """
 
     MUST = "MUST"
     SHOULD = "SHOULD"
     MAY = "MAY"
+    HAZARD = "HAZARD"
 
 
 class Violation(AssertionError):

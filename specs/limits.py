@@ -90,3 +90,23 @@ def pipe_capacity() -> int:
 
 def page_size() -> int:
     return number("page_size")
+
+
+def filesystem_type(path: str) -> str:
+    """The type (``tmpfs``, ``ext4``, ``nfs4`` …) of the mount holding ``path``, from /proc/self/mounts;
+    ``""`` when it cannot be told."""
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                mount = fields[1].replace("\\040", " ")
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):  # the deepest mount wins (later ones shadow earlier)
+                    best, kind = mount, fields[2]
+    except OSError:
+        return ""
+    return kind

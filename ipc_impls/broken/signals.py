@@ -187,6 +187,29 @@ class LifoDequeue(PosixSignals):
         return super().sigtimedwait(wanted, timeout)
 
 
+class HighestNumberFirst(PosixSignals):
+    """Takes a higher real-time number for a higher priority, as with mq_send priorities:
+    drains what is pending and hands out standard signals first, then real-time ones
+    highest number first (the kernel goes lowest first)."""
+
+    def __init__(self) -> None:
+        self.drained: List[p.Dequeued] = []
+
+    def sigtimedwait(self, signals: Iterable[int], timeout: float) -> Optional[p.Dequeued]:
+        wanted = list(signals)
+        rtmin = int(signal.SIGRTMIN)
+        while True:
+            got = super().sigtimedwait(wanted, 0)
+            if got is None:
+                break
+            self.drained.append(got)
+        # stable sort: standard signals keep the kernel's order, then real-time by falling number
+        self.drained.sort(key=lambda item: (item[0] >= rtmin, -item[0] if item[0] >= rtmin else 0))
+        if self.drained:
+            return self.drained.pop(0)
+        return super().sigtimedwait(wanted, timeout)
+
+
 # --- kill_with_signal_zero_probes_without_sending ------------------------------------------
 class WinchProbe(PosixSignals):
     """Probes liveness with SIGWINCH, "harmless because ignored by default": but it is
@@ -337,7 +360,10 @@ EXHIBITS: List[Exhibit] = [
             "Real-time signals queue: each send is one instance to dequeue."),
     Exhibit(_variant("broken-lifo-dequeue", LifoDequeue),
             "pending_signals_dequeue_standard_first_then_realtime_ascending",
-            "The kernel dequeues standard signals first, then real-time ones by number, FIFO within one."),
+            "Linux dequeues standard signals first, then real-time ones lowest number first, FIFO within one."),
+    Exhibit(_variant("broken-highest-number-first", HighestNumberFirst),
+            "pending_signals_dequeue_standard_first_then_realtime_ascending",
+            "Real-time signals are not message priorities: the lowest number is dequeued first."),
     Exhibit(_variant("broken-winch-probe", WinchProbe), "kill_with_signal_zero_probes_without_sending",
             "Signal 0 is the probe; any real signal, even a default-ignored one, is delivered."),
     Exhibit(_variant("broken-zero-means-forever", ZeroMeansForever), "zero_timeout_sigtimedwait_polls",

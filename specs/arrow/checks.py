@@ -20,7 +20,7 @@ from .strategies import arrow_tables, number_tables
 
 FAMILY = "arrow"
 #: What get() may allocate from the Arrow pool without copying data: nothing.
-#: (pyarrow reads IPC from a buffer or memory map as slices; E7 measured 0 bytes.)
+#: (pyarrow reads IPC from a buffer or memory map as slices; measured: 0 bytes with pyarrow 14-26 here.)
 MAX_ALLOCATED = 0
 SHM_DIR = "/dev/shm"  # shm_overview(7): where Linux keeps POSIX shared memory objects
 
@@ -58,9 +58,11 @@ def _put_and_get(case: Case, spec: TableSpec) -> Any:
     rule="A table got in another process equals the table put: the same schema (names, types with widths, "
          "units and time zones, nullability, field and schema metadata) and the same values, NaN as NaN "
          "and null as null; only how rows are split into record batches may differ.",
-    source="Arrow columnar format, 'Serialization and Interprocess Communication (IPC)': a stream or file "
-           "carries the schema (with custom metadata) and record batches whose buffers are the columns' "
-           "memory, so reading reconstructs the same arrays; apache/arrow docs/source/python/ipc.rst",
+    source="Arrow columnar format specification, section 'Serialization and Interprocess Communication (IPC)', "
+           "https://arrow.apache.org/docs/format/Columnar.html (paraphrase: a stream or file carries the schema, "
+           "with custom metadata, and record batches whose buffers are the columns' memory, so reading rebuilds the "
+           "same arrays); Arrow Python docs 'Streaming, Serialization, and IPC', "
+           "https://arrow.apache.org/docs/python/ipc.html",
 )
 def table_read_elsewhere_equals_table_written(backend: object, case: Case) -> None:
     _need_pyarrow()
@@ -77,9 +79,11 @@ def table_read_elsewhere_equals_table_written(backend: object, case: Case) -> No
     rule="get() copies nothing: every buffer of the table lies inside the reader's mapping of the "
          "shared-memory object, and the Arrow memory pool does not grow; read-only buffers prove nothing, "
          "because a copying read returns read-only buffers too.",
-    source="apache/arrow docs/source/python/ipc.rst 'Efficiently Writing and Reading Arrow Data': reading "
-           "from a memory map 'doesn't involve any memory allocation', shown with pa.total_allocated_bytes(); "
-           "mmap(2) MAP_SHARED; EDGE_CASES E7 (OSFile reads allocate yet are immutable too)",
+    source="Arrow Python docs 'Streaming, Serialization, and IPC', section 'Efficiently Writing and Reading Arrow "
+           "Data', https://arrow.apache.org/docs/python/ipc.html: 'we can memory map the file, so that Arrow can "
+           "directly reference the data mapped from disk and avoid having to allocate its own memory', shown with "
+           "pa.total_allocated_bytes(); mmap(2) MAP_SHARED; pyarrow.OSFile (paraphrase: an OSFile read copies into "
+           "Arrow memory, and its buffers are read-only too, so read-only proves no zero copy)",
     requires=[ZERO_COPY],
 )
 def read_maps_buffers_without_copying(backend: object, case: Case) -> None:
@@ -130,8 +134,10 @@ def _viewable(spec: TableSpec) -> List[int]:
     "shared_table_refuses_writes", family=FAMILY, level=Level.MUST,
     rule="Buffers of a table read from shared memory are immutable: Buffer.is_mutable is False, and "
          "memoryview, np.frombuffer and to_numpy(zero_copy_only=True) views of them refuse writes.",
-    source="pyarrow Buffer.is_mutable; Python docs memoryview.readonly; numpy 'assignment destination is "
-           "read-only'; EDGE_CASES E7 (memory-mapped IPC buffers are immutable, py_buffer(bytearray) is not)",
+    source="pyarrow.Buffer.is_mutable, https://arrow.apache.org/docs/python/generated/pyarrow.Buffer.html; Python "
+           "docs memoryview.readonly; numpy's ValueError 'assignment destination is read-only' for a non-writeable "
+           "array; pyarrow.py_buffer (paraphrase: the buffer is mutable exactly when the object it wraps is, e.g. a "
+           "bytearray)",
     requires=[READ_ONLY_VIEWS],
 )
 def shared_table_refuses_writes(backend: object, case: Case) -> None:
@@ -153,8 +159,8 @@ def shared_table_refuses_writes(backend: object, case: Case) -> None:
     rule="Whatever one reader does with the table it got — writing through its memory wherever that is "
          "let through, or changing an explicit copy, which must be writable — a process that gets the "
          "table afterwards sees exactly the table put.",
-    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same "
-           "region'; so a writable view of shared memory is a write to every reader; numpy.array(copy=True)",
+    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same region' (so "
+           "a writable view of shared memory is a write to every reader); numpy docs numpy.array (copy=True)",
 )
 def writes_by_one_reader_never_reach_another(backend: object, case: Case) -> None:
     _need_pyarrow()
@@ -181,8 +187,8 @@ def writes_by_one_reader_never_reach_another(backend: object, case: Case) -> Non
     rule="A table from get() is a view of shared memory, not a snapshot: when the writer rewrites the "
          "region in place, a table a reader already holds shows the new values — read-only means the "
          "reader cannot write, not that the bytes cannot change; copy the table to freeze it.",
-    source="mmap(2) MAP_SHARED 'Updates to the mapping are visible to other processes mapping the same "
-           "region'; EDGE_CASES E7 (an in-place rewrite changed a memory-mapped table, not a copied one)",
+    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same region' (so "
+           "a table read through a mapping shows an in-place rewrite, while a copied table does not)",
     requires=[LIVE_VIEW],
 )
 def rewrite_in_place_shows_in_tables_already_read(backend: object, case: Case) -> None:

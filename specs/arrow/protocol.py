@@ -9,7 +9,8 @@ region in place, readers that already hold the table see the new bytes.
 
 pyarrow is imported only inside workers: the parent draws
 :class:`~.model.TableSpec` descriptions and judges plain data, so it can fork
-without inheriting pyarrow's native threads (EDGE_CASES §9).
+without inheriting pyarrow's native threads (forking a process that has threads is
+unsafe; the Python docs for os.fork say so, and CPython 3.12+ warns about it).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from typing import List, Tuple
 
 from hypothesis import strategies as st
 
+from .. import limits
+from ..harness.resources import scratch_bases
 from ..harness.run import Case, Role
-from ..invariant import Level, expect, invariant, short_repr
+from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from . import roles
 from .protocol import (
     APPEND_LOG,
@@ -26,7 +28,10 @@ from .protocol import (
 )
 
 FAMILY = "file"
-RECORD_MAX = 4096  # the record size the O_APPEND claim covers
+#: The largest record the check draws.  Not a kernel limit: regular files have no PIPE_BUF
+#: rule, O_APPEND makes each whole write() land at the end, so records well past 4096 bytes
+#: (and 4097, just past PIPE_BUF) are drawn to show that no such boundary exists.
+RECORD_MAX = 16384
 
 
 def shapes() -> st.SearchStrategy[roles.Shape]:
@@ -40,8 +45,9 @@ def shapes() -> st.SearchStrategy[roles.Shape]:
     rule="A reader polling the published file while new versions are written sees nothing or some "
          "version whole, never a prefix, an empty file or a mix (write a temp file in the same directory, "
          "flush, fsync, then os.replace it over the old name).",
-    source="rename(2): 'If newpath already exists, it will be atomically replaced, so that there is no point "
-           "at which another process attempting to access newpath will find it missing'; Python docs os.replace",
+    source="rename(2): 'If newpath already exists, it will be atomically replaced, so that there is no point at "
+           "which another process attempting to access newpath will find it missing.'; Python docs os.replace: 'If "
+           "successful, the renaming will be an atomic operation (this is a POSIX requirement).'",
     requires=[ATOMIC_PUBLISH],
 )
 def reader_never_sees_partial_publish(backend: object, case: Case) -> None:
@@ -67,13 +73,24 @@ def reader_never_sees_partial_publish(backend: object, case: Case) -> None:
 
 @invariant(
     "appended_records_never_lost_or_torn", family=FAMILY, level=Level.MUST,
-    rule="Records of at most 4096 bytes appended with O_APPEND by several processes at once all land in "
-         "the file, each whole and in its writer's order (without O_APPEND writers overwrite each other).",
-    source="open(2) O_APPEND: 'the file offset is positioned at the end of the file, as if with lseek(2)' "
-           "before each write, 'as a single atomic step'; POSIX write(2)",
+    rule="Records appended with O_APPEND by several processes at once, each in one complete write(), all "
+         "land in the file, each whole and in its writer's order (without O_APPEND writers overwrite each "
+         "other). No size limit like PIPE_BUF applies to regular files; what matters is that each write() "
+         "writes the whole record (a short write would split it). On a local filesystem only: open(2) warns "
+         "that O_APPEND may corrupt files on NFS.",
+    source="open(2) O_APPEND: 'Before each write(2), the file offset is positioned at the end of the file, as "
+           "if with lseek(2). The modification of the file offset and the write operation are performed as a "
+           "single atomic step.' and 'O_APPEND may lead to corrupted files on NFS filesystems if more than one "
+           "process appends data to a file at once'; write(2) NOTES, quoting POSIX.1-2008 XSI 2.9.7 'Thread "
+           "Interactions with Regular File Operations': write() 'shall be atomic' with respect to the others on "
+           "regular files",
     requires=[APPEND_LOG],
 )
 def appended_records_never_lost_or_torn(backend: object, case: Case) -> None:
+    where = scratch_bases()[0]
+    if limits.filesystem_type(where).startswith("nfs"):  # the rule does not hold there: not a failure
+        raise Unresolved(f"the examples' directory {where} is on NFS, where open(2) says O_APPEND may corrupt files")
+
     def body(writers: int, records: int, size: int) -> None:
         rs = [Role(f"W{i}", roles.append_records, (i, writers, records, size)) for i in range(writers)]
         out = case.run(rs + [Role("R", roles.read_log_after, (writers,), opens=False)])
@@ -97,15 +114,16 @@ def appended_records_never_lost_or_torn(backend: object, case: Case) -> None:
             seq[w] += 1
 
     case.explore(body, writers=st.integers(2, 4), records=st.integers(1, 60),
-                 size=st.sampled_from([1, 2, 512, RECORD_MAX - 1, RECORD_MAX]) | st.integers(1, RECORD_MAX))
+                 size=st.sampled_from([1, 2, 512, 4096, 4097, RECORD_MAX]) | st.integers(1, RECORD_MAX))
 
 
 @invariant(
     "files_created_private_and_removed", family=FAMILY, level=Level.MUST,
     rule="Every file the channel creates is mode 0600 and every directory 0700 (never world- or "
          "group-readable), and cleanup() leaves nothing behind.",
-    source="Python docs tempfile.mkstemp: 'readable and writable only by the creating user ID'; mkdtemp: "
-           "'readable, writable, and searchable only by the creating user ID'; CPython test_tempfile test_file_mode",
+    source="Python docs tempfile.mkstemp: 'The file is readable and writable only by the creating user ID.'; "
+           "tempfile.mkdtemp: 'The directory is readable, writable, and searchable only by the creating user ID.'; "
+           "CPython Lib/test/test_tempfile.py test_file_mode",
     requires=[PRIVATE_FILES],
 )
 def files_created_private_and_removed(backend: object, case: Case) -> None:
@@ -131,8 +149,9 @@ def files_created_private_and_removed(backend: object, case: Case) -> None:
     "exchange_collector_sees_only_complete_results", family=FAMILY, level=Level.MUST,
     rule="A collector polling for the workers' result files reads each result whole: a file becomes "
          "visible under its final name only once its writer has finished it (write a temp file, then rename).",
-    source="rename(2) atomic replacement; the seed article's per-PID temp files read as soon as they exist "
-           "(a reader then sees a file its writer has not finished)",
+    source="rename(2): 'If newpath already exists, it will be atomically replaced' (paraphrase: a name made by "
+           "rename(2) appears only once the file behind it is complete, whereas a file created under its final name "
+           "is visible, and readable half-written, from open(2) on); Python docs os.replace",
     requires=[EXCHANGE],
 )
 def exchange_collector_sees_only_complete_results(backend: object, case: Case) -> None:
@@ -166,8 +185,8 @@ def _lock_example(case: Case, touch_other_fd: bool) -> Tuple[bool, bool, str]:
     "exclusive_lock_excludes_other_processes", family=FAMILY, level=Level.MUST,
     rule="While one process holds the exclusive lock another process cannot take it (a nonblocking try "
          "fails), and it can once the holder releases.",
-    source="flock(2): 'Only one process may hold an exclusive lock for a given file at a given time'; "
-           "fcntl(2) F_SETLK; CPython test_fcntl test_flock, test_lockf_exclusive",
+    source="flock(2) LOCK_EX: 'Only one process may hold an exclusive lock for a given file at a given time.'; "
+           "fcntl(2) F_SETLK; CPython Lib/test/test_fcntl.py test_flock, test_lockf_exclusive",
     requires=[LOCK],
 )
 def exclusive_lock_excludes_other_processes(backend: object, case: Case) -> None:
@@ -185,8 +204,9 @@ def exclusive_lock_excludes_other_processes(backend: object, case: Case) -> None
     "flock_survives_closing_another_descriptor", family=FAMILY, level=Level.MUST,
     rule="A lock owned by the open file description (flock) stays held when its holder opens and closes "
          "another descriptor of the same file.",
-    source="flock(2): 'Locks created by flock() are associated with an open file description'; "
-           "fcntl(2) NOTES on the difference from record locks",
+    source="flock(2): 'Locks created by flock() are associated with an open file description (see open(2)).'; "
+           "fcntl(2), section Open file description locks (paraphrase: unlike process-associated record locks, they "
+           "are not released by closing another descriptor)",
     requires=[LOCK, LOCK_OWNED_BY_OPEN_FILE],
 )
 def flock_survives_closing_another_descriptor(backend: object, case: Case) -> None:
@@ -202,8 +222,8 @@ def flock_survives_closing_another_descriptor(backend: object, case: Case) -> No
     "lockf_released_by_closing_any_descriptor", family=FAMILY, level=Level.MUST,
     rule="A lock owned by the process (fcntl record locks, lockf) is released when the holder closes ANY "
          "descriptor of the file, even one it opened only to read: another process can then take it.",
-    source="fcntl(2): 'If a process closes any file descriptor referring to a file, then all of the process's "
-           "locks on that file are released, regardless of the file descriptor(s) on which the locks were obtained'",
+    source="fcntl(2): 'If a process closes any file descriptor referring to a file, then all of the process's locks "
+           "on that file are released, regardless of the file descriptor(s) on which the locks were obtained.'",
     requires=[LOCK, LOCK_OWNED_BY_PROCESS],
 )
 def lockf_released_by_closing_any_descriptor(backend: object, case: Case) -> None:

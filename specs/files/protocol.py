@@ -35,8 +35,9 @@ FILE = register_kind(
             EXCHANGE: "submit(chunks) leaves one result file per worker; poll() returns only complete results",
             ATOMIC_PUBLISH: "publish(chunks) replaces the published file so a reader sees the old or the new "
             "contents whole, never a mix or a prefix",
-            APPEND_LOG: "open_log().append(record) adds one record of at most 4096 bytes with O_APPEND; "
-            "records of concurrent writers are never lost or torn",
+            APPEND_LOG: "open_log().append(record) adds one record (the check draws up to 16 KiB) with O_APPEND "
+            "in one complete write; records of concurrent writers are never lost or torn (local filesystems "
+            "only: open(2) warns that O_APPEND may corrupt files on NFS)",
             LOCK: "open_lock().acquire() is an exclusive lock between processes on channel.lock_path",
             LOCK_OWNED_BY_OPEN_FILE: "the lock belongs to the open file description (flock(2)): closing another "
             "descriptor of the same file keeps it",
@@ -52,7 +53,7 @@ FILE = register_kind(
 
 class LogWriter(Protocol):
     def append(self, record: bytes) -> None:
-        """Add ``record`` (at most 4096 bytes) at the end of the log as one write."""
+        """Add ``record`` (up to 16 KiB in the check) at the end of the log as one complete write."""
 
     def close(self) -> None: ...
 

@@ -29,8 +29,9 @@ FAMILY = "queue"
     "each_receive_returns_one_whole_message", family=FAMILY, level=Level.MUST,
     rule="Every receive returns exactly one whole sent message, byte for byte: never part of one, never two "
          "glued together; zero-length messages (where claimed) and NUL bytes round-trip.",
-    source="mq_receive(3) 'removes the oldest message'; msgrcv(2); unix(7) 'SOCK_SEQPACKET … preserves message "
-           "boundaries'; socket(7): a stream socket (SOCK_STREAM) has no boundaries, so recv(1024) is not a message",
+    source="mq_receive(3): 'mq_receive() removes the oldest message with the highest priority from the message "
+           "queue'; msgrcv(2); unix(7): SOCK_SEQPACKET 'preserves message boundaries'; pipe(7) and socket(7) "
+           "(paraphrase: a byte stream has no message boundaries, so recv(1024) is not a message)",
 )
 def each_receive_returns_one_whole_message(backend: object, case: Case) -> None:
     limits = preflight(case)
@@ -100,8 +101,9 @@ def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: boo
     "every_message_delivered_exactly_once", family=FAMILY, level=Level.MUST,
     rule="With any number of producers and consumers, every sent message is received by exactly one consumer: "
          "none lost, none duplicated, none that was never sent.",
-    source="mq_overview(7), msgrcv(2): a received message is removed from the queue; Python docs "
-           "multiprocessing.Queue 'process and thread safe'",
+    source="mq_receive(3): 'removes the oldest message'; msgrcv(2) (paraphrase: a received message is removed from "
+           "the queue); Python docs multiprocessing, 'Exchanging objects between processes': 'Queues are thread and "
+           "process safe.'",
     faults=[INTERRUPTS],
 )
 def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
@@ -119,8 +121,10 @@ def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
     "each_producers_messages_arrive_in_its_order", family=FAMILY, level=Level.MUST,
     rule="Messages of one producer (at one priority) are handed out in the order it sent them, whichever "
          "consumers take them; no order between different producers is assumed.",
-    source="mq_send(3) 'inserted … after any other messages with the same priority'; msgrcv(2) 'the first "
-           "message in the queue'; unix(7) 'SOCK_DGRAM … don't reorder datagrams'",
+    source="mq_send(3): 'Messages are placed on the queue in decreasing order of priority, with newer messages of "
+           "the same priority being placed after older messages with the same priority.'; msgrcv(2): 'If msgtyp is "
+           "0, then the first message in the queue is read.'; unix(7): UNIX domain datagram sockets 'are always "
+           "reliable and don't reorder datagrams'",
     faults=[INTERRUPTS],
 )
 def each_producers_messages_arrive_in_its_order(backend: object, case: Case) -> None:
@@ -145,8 +149,11 @@ def _priority_model(sent: Sequence[Tuple[bytes, int]]) -> List[Tuple[bytes, int]
     "oldest_highest_priority_message_first", family=FAMILY, level=Level.MUST,
     rule="Receives return messages as a stable sort of the sent ones by descending priority (FIFO within a "
          "priority); a priority outside 0…max_priority raises ValueError and sends nothing.",
-    source="mq_receive(3) 'the oldest of the highest priority messages'; mq_send(3) EINVAL 'msg_prio was greater "
-           "than MQ_PRIO_MAX'; LTP mq_send assertions 3, 4, 13; posix_ipc QUEUE_PRIORITY_MAX",
+    source="mq_receive(3): 'removes the oldest message with the highest priority'; mq_send(3): 'newer messages "
+           "of the same priority being placed after older messages with the same priority'; mq_overview(7): "
+           "'Message priorities range from 0 (low) to sysconf(_SC_MQ_PRIO_MAX) - 1 (high)'; POSIX mq_send() "
+           "(paraphrase: msg_prio must be less than {MQ_PRIO_MAX}, else EINVAL); LTP mq_send assertions 3, 4, "
+           "13; posix_ipc QUEUE_PRIORITY_MAX",
     requires=[PRIORITIES],
 )
 def oldest_highest_priority_message_first(backend: object, case: Case) -> None:
@@ -195,8 +202,10 @@ def msgrcv_model(queue: List[Tuple[bytes, int]], select: int) -> Optional[int]:
     "receive_by_type_follows_msgrcv", family=FAMILY, level=Level.MUST,
     rule="receive(select=0) takes the first message, select=t>0 the first of type t, select=t<0 the first "
          "message of the lowest type <= |t|; nothing suitable means queue.Empty; types < 1 are rejected.",
-    source="msgrcv(2): 'If msgtyp is less than 0, then the first message in the queue with the lowest type less "
-           "than or equal to the absolute value of msgtyp'; msgsnd(2) EINVAL 'mtype < 1'; LTP msgrcv07, msgsnd02",
+    source="msgrcv(2): 'If msgtyp is less than 0, then the first message in the queue with the lowest type less than"
+           " or equal to the absolute value of msgtyp will be read.'; msgsnd(2): 'The mtype field must have a "
+           "strictly positive integer value.'; LTP testcases/kernel/syscalls/ipc/msgrcv/msgrcv07.c, "
+           "msgsnd/msgsnd02.c",
     requires=[TYPE_SELECTION, NONBLOCKING],
 )
 def receive_by_type_follows_msgrcv(backend: object, case: Case) -> None:
@@ -233,7 +242,8 @@ def receive_by_type_follows_msgrcv(backend: object, case: Case) -> None:
     "queue_behaves_like_its_model", family=FAMILY, level=Level.MUST,
     rule="Over any sequence of sends and receives (blocking, non-blocking, timed; filling to capacity; "
          "oversize sends) the queue returns what a model queue (FIFO, priority heap or per-type FIFOs) returns.",
-    source="mq_send(3), mq_receive(3), msgsnd(2), msgrcv(2); Python docs queue.Queue put/get (Full, Empty)",
+    source="mq_send(3), mq_receive(3), msgsnd(2), msgrcv(2); Python docs queue.Queue.put and get (queue.Full, "
+           "queue.Empty)",
 )
 def queue_behaves_like_its_model(backend: object, case: Case) -> None:
     from ..harness.run import PROFILES

@@ -66,8 +66,11 @@ def _waited_at_least(case: Case, out: Any, proc: str, op: str, index: int, timeo
     rule="A send to a full queue blocks until a receiver makes room, fails at once with queue.Full when "
          "non-blocking, and fails with queue.Full after waiting at least the timeout when timed; a failed send "
          "enqueues nothing and loses nothing.",
-    source="mq_send(3) 'If the message queue is already full … mq_send() blocks … EAGAIN … ETIMEDOUT'; msgsnd(2) "
-           "'IPC_NOWAIT … EAGAIN'; LTP mq_send assertions 5, 7, 10; Python docs queue.Queue.put",
+    source="mq_send(3): 'If the message queue is already full (i.e., the number of messages on the queue equals the "
+           "queue's mq_maxmsg attribute), then, by default, mq_send() blocks until sufficient space becomes "
+           "available' and, with O_NONBLOCK, 'the call instead fails immediately with the error EAGAIN'; mq_send(3) "
+           "ETIMEDOUT; msgsnd(2): 'If IPC_NOWAIT is specified in msgflg, then the call instead fails with the error "
+           "EAGAIN.'; LTP open_posix_testsuite mq_send assertions 5, 7, 10; Python docs queue.Queue.put",
     requires=[BOUNDED_CAPACITY],
     faults=[INTERRUPTS],
 )
@@ -116,8 +119,11 @@ def full_queue_blocks_or_rejects_sender(backend: object, case: Case) -> None:
     rule="A receive from an empty queue blocks until a message is sent, fails at once with queue.Empty when "
          "non-blocking, and fails with queue.Empty after waiting at least the timeout when timed; a failed "
          "receive consumes nothing, and nothing is delivered twice.",
-    source="mq_receive(3) 'If the queue is empty … blocks … EAGAIN … ETIMEDOUT'; msgrcv(2) 'IPC_NOWAIT … ENOMSG'; "
-           "LTP mq_receive assertions 5, 7, 10; Python docs queue.Queue.get",
+    source="mq_receive(3): 'If the queue is empty, then, by default, mq_receive() blocks until a message becomes "
+           "available' and, with O_NONBLOCK, 'the call instead fails immediately with the error EAGAIN'; "
+           "mq_receive(3) ETIMEDOUT; msgrcv(2) ENOMSG: 'IPC_NOWAIT was specified in msgflg and no message of the "
+           "requested type existed on the message queue.'; LTP open_posix_testsuite mq_receive assertions 5, 7, 10; "
+           "Python docs queue.Queue.get",
     faults=[INTERRUPTS],
 )
 def empty_queue_blocks_or_rejects_receiver(backend: object, case: Case) -> None:
@@ -160,8 +166,9 @@ def empty_queue_blocks_or_rejects_receiver(backend: object, case: Case) -> None:
     "maximum_size_accepted_one_byte_more_rejected", family=FAMILY, level=Level.MUST,
     rule="A message of exactly max_message_size bytes is accepted; one byte more (or any larger size) raises "
          "ValueError, sends nothing and leaves the queue as it was.",
-    source="mq_send(3) EMSGSIZE 'msg_len was greater than the mq_msgsize attribute'; msgsnd(2) EINVAL "
-           "'msgsz > msgmax'; LTP mq_send assertion 14; posix_ipc test_max_message_size",
+    source="mq_send(3) EMSGSIZE: 'msg_len was greater than the mq_msgsize attribute of the message queue.'; "
+           "msgsnd(2) EINVAL: 'invalid msgsz value (less than 0 or greater than the system value MSGMAX)'; LTP "
+           "open_posix_testsuite mq_send assertion 14; posix_ipc tests (test_max_message_size)",
     requires=[MAX_MESSAGE_SIZE],
 )
 def maximum_size_accepted_one_byte_more_rejected(backend: object, case: Case) -> None:
@@ -192,8 +199,9 @@ def maximum_size_accepted_one_byte_more_rejected(backend: object, case: Case) ->
     "unlinked_queue_lives_on_for_open_handles", family=FAMILY, level=Level.MUST,
     rule="After the name is removed, open handles still send and receive; opening the name without create "
          "raises FileNotFoundError; a new queue under the same name is a different, empty queue.",
-    source="mq_unlink(3) 'the queue itself is destroyed once any other processes that have the queue open close "
-           "their descriptors'; LTP mq_unlink assertions 1, 2; mq_overview(7)",
+    source="mq_unlink(3): 'The message queue name is removed immediately. The queue itself is destroyed once any "
+           "other processes that have the queue open close their descriptors referring to the queue.'; "
+           "mq_overview(7); LTP open_posix_testsuite mq_unlink assertions 1, 2",
     requires=[UNLINK, NONBLOCKING],
     placements=["fork"],
 )
@@ -219,8 +227,8 @@ def unlinked_queue_lives_on_for_open_handles(backend: object, case: Case) -> Non
     "removing_queue_wakes_blocked_receiver", family=FAMILY, level=Level.MUST,
     rule="Removing a System V queue while a receiver is blocked in receive() makes that receive fail with "
          "EIDRM instead of blocking forever.",
-    source="msgrcv(2) EIDRM 'While the process was sleeping to receive a message, the message queue was removed'; "
-           "LTP msgrcv06",
+    source="msgrcv(2) EIDRM: 'While the process was sleeping to receive a message, the message queue was removed.'; "
+           "LTP testcases/kernel/syscalls/ipc/msgrcv/msgrcv06.c",
     requires=[REMOVE_WAKES_RECEIVERS],
 )
 def removing_queue_wakes_blocked_receiver(backend: object, case: Case) -> None:
@@ -238,10 +246,15 @@ def removing_queue_wakes_blocked_receiver(backend: object, case: Case) -> None:
 
 @invariant(
     "oversize_datagram_is_reported_not_truncated", family=FAMILY, level=Level.MUST,
-    rule="A datagram longer than the receive buffer raises OSError(EMSGSIZE) (the kernel sets MSG_TRUNC) "
-         "instead of arriving cut; the next datagram arrives whole.",
-    source="recv(2) 'MSG_TRUNC … indicates that the trailing portion of a datagram was discarded'; unix(7); "
-           "CPython test_socket testRecvmsgTrunc",
+    rule="The kernel cuts a datagram longer than the receive buffer without an error (a plain recv returns "
+         "the first bytes as if they were the whole message); the backend must detect the cut (recvmsg "
+         "reports MSG_TRUNC in its flags) and report it as OSError(EMSGSIZE) instead of returning the cut "
+         "bytes; the next datagram arrives whole.",
+    source="recv(2): 'If a message is too long to fit in the supplied buffer, excess bytes may be discarded "
+           "depending on the type of socket the message is received from'; recv(2), flags returned by "
+           "recvmsg(), MSG_TRUNC: 'indicates that the trailing portion of a datagram was discarded because the "
+           "datagram was larger than the buffer supplied'; unix(7): SOCK_DGRAM 'preserves message "
+           "boundaries'; CPython Lib/test/test_socket.py testRecvmsgTrunc",
     requires=[DATAGRAM],
 )
 def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> None:
@@ -256,7 +269,8 @@ def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> 
         r = out.value("Q")
         expect(r[2][0] == "err" and r[2][2] == EMSGSIZE, case.invariant.id,
                got=f"receive(bufsize={bufsize}) of a {size}-byte datagram {err_name(r[2])}",
-               expected=f"OSError(EMSGSIZE): MSG_TRUNC says {short} bytes were cut off", call="receive",
+               expected=f"OSError(EMSGSIZE): recvmsg's MSG_TRUNC flag says {short} bytes were cut off",
+               call="receive",
                history=out.history.format())
         expect(data_of(r[3:]) == [after], case.invariant.id, got=err_name(r[3]),
                expected=f"the next datagram {after!r} whole", call="receive", history=out.history.format())
@@ -269,8 +283,10 @@ def oversize_datagram_is_reported_not_truncated(backend: object, case: Case) -> 
     "receive_reports_eof_after_senders_close", family=FAMILY, level=Level.MUST,
     rule="Once every sender has closed, the receiver gets every message and then EOFError, not a zero-length "
          "message and not a block.",
-    source="unix(7) SOCK_SEQPACKET 'connection-oriented'; recv(2) 'the return value will be 0 when the peer has "
-           "performed an orderly shutdown'; Python docs Connection.recv_bytes 'Raises EOFError'",
+    source="unix(7): SOCK_SEQPACKET 'for a sequenced-packet socket that is connection-oriented'; recv(2): 'When a "
+           "stream socket peer has performed an orderly shutdown, the return value will be 0 (the traditional "
+           "\"end-of-file\" return).'; Python docs multiprocessing Connection.recv_bytes: 'Raises EOFError if there is"
+           " nothing left to receive and the other end has closed.'",
     requires=[EOF_ON_CLOSE],
     faults=[INTERRUPTS],
 )

@@ -83,8 +83,9 @@ def peak_overlap(pairs: Sequence[Tuple[Event, Event]]) -> Tuple[int, List[Event]
     "holders_never_exceed_value", family=FAMILY, level=Level.MUST,
     rule="With any number of processes acquiring and releasing, at no instant are more of them inside "
          "(between a successful acquire and their release) than the value the semaphore was created with.",
-    source="sem_overview(7) and POSIX sem_wait(3): a semaphore's value is the number of units free, and "
-           "sem_wait blocks while it is zero; CPython _test_multiprocessing _TestSemaphore",
+    source="sem_overview(7): 'If the value of a semaphore is currently zero, then a sem_wait(3) operation will block"
+           " until the value becomes greater than zero.'; POSIX sem_wait(); CPython "
+           "Lib/test/_test_multiprocessing.py _TestSemaphore",
     faults=[INTERRUPTS],
 )
 def holders_never_exceed_value(backend: object, case: Case) -> None:
@@ -152,8 +153,10 @@ def playable(ops: Sequence[Tuple[Any, ...]], initial: int, bound: int) -> List[T
     rule="The value is the created value plus the accepted releases minus the successful acquires; it is "
          "never negative, an acquire succeeds exactly when it is positive, and a release is rejected "
          "exactly at the bound (max_value, or the created value for bounded semaphores).",
-    source="POSIX sem_post(3) 'increments', sem_wait(3)/sem_trywait(3) 'decrements … if the value is greater "
-           "than zero'; CPython _TestSemaphore.test_semaphore; LTP sem_post assertion 1, sem_wait 1 and 12",
+    source="sem_post(3): 'sem_post() increments (unlocks) the semaphore'; sem_wait(3): 'If the semaphore's value is "
+           "greater than zero, then the decrement proceeds, and the function returns, immediately.'; CPython "
+           "Lib/test/_test_multiprocessing.py _TestSemaphore.test_semaphore; LTP open_posix_testsuite sem_post "
+           "assertion 1, sem_wait 1 and 12",
 )
 def value_follows_acquires_and_releases(backend: object, case: Case) -> None:
     top = max_value(case)
@@ -204,9 +207,10 @@ def _value_before(ops: Sequence[Tuple[Any, ...]], i: int, initial: int, done: Mo
     "try_acquire_on_zero_fails_at_once", family=FAMILY, level=Level.MUST,
     rule="While another process holds every unit, a non-blocking acquire returns False without waiting "
          "and takes nothing; once the units are released it succeeds.",
-    source="POSIX sem_trywait(3): 'shall lock the semaphore … only if the semaphore is currently not locked', "
-           "else EAGAIN; Python docs multiprocessing.Semaphore.acquire(block=False); "
-           "CPython _TestSemaphore.test_semaphore",
+    source="POSIX sem_trywait(): 'The sem_trywait() function shall lock the semaphore referenced by sem only if the "
+           "semaphore is currently not locked'; sem_wait(3) EAGAIN: 'The operation could not be performed without "
+           "blocking (i.e., the semaphore currently has the value zero).'; Python docs "
+           "multiprocessing.Semaphore.acquire(block=False); CPython _TestSemaphore.test_semaphore",
 )
 def try_acquire_on_zero_fails_at_once(backend: object, case: Case) -> None:
     def body(value: int, tries: int) -> None:
@@ -235,9 +239,11 @@ def call_durations(h: History, proc: str, op: str) -> List[Tuple[Event, Event]]:
     "timed_acquire_on_zero_waits_at_least_its_timeout", family=FAMILY, level=Level.MUST,
     rule="While another process holds every unit, acquire with a timeout of t ms returns False after "
          "waiting at least t ms (how much longer is not specified), and takes nothing.",
-    source="POSIX sem_timedwait(3): 'the wait shall be terminated when the specified timeout expires' "
-           "(ETIMEDOUT); Python docs multiprocessing.Semaphore.acquire(timeout); CPython "
-           "_TestSemaphore.test_timeout; posix_ipc tests/test_semaphores.py",
+    source="POSIX sem_timedwait(): 'if the semaphore cannot be locked without waiting for another process or thread "
+           "to unlock the semaphore by performing a sem_post() function, this wait shall be terminated when the "
+           "specified timeout expires'; sem_wait(3) ETIMEDOUT; Python docs "
+           "multiprocessing.Semaphore.acquire(timeout); CPython _TestSemaphore.test_timeout; posix_ipc "
+           "tests/test_semaphores.py",
     requires=[TIMEOUTS],
     faults=[INTERRUPTS],
 )
@@ -270,9 +276,9 @@ def timed_acquire_on_zero_waits_at_least_its_timeout(backend: object, case: Case
     "k_releases_admit_exactly_k_waiters", family=FAMILY, level=Level.MUST,
     rule="With processes blocked in acquire, k releases let exactly k of them through (no wake-up is lost, "
          "none is doubled), and the rest stay blocked until later releases.",
-    source="POSIX sem_post(3): 'If the value of the semaphore resulting from this operation is zero, then one "
-           "of the threads blocked waiting for the semaphore shall be allowed to return successfully'; "
-           "LTP sem_post assertions 2 and 8",
+    source="POSIX sem_post(): 'If the value of the semaphore resulting from this operation is zero, then one of the "
+           "threads blocked waiting for the semaphore shall be allowed to return successfully from its call to "
+           "sem_wait().'; LTP open_posix_testsuite sem_post assertions 2 and 8",
     faults=[INTERRUPTS],
 )
 def k_releases_admit_exactly_k_waiters(backend: object, case: Case) -> None:

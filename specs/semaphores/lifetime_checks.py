@@ -39,8 +39,9 @@ def _over_release(case: Case, created: int, below: int, cycles: int, bound: int,
     "bounded_release_above_initial_is_rejected", family=FAMILY, level=Level.MUST,
     rule="A bounded semaphore (or a lock) rejects a release that would raise its value above the value it was "
          "created with, raising its overflow_error and leaving the value unchanged.",
-    source="Python docs threading.BoundedSemaphore and multiprocessing.BoundedSemaphore: 'raises ValueError' "
-           "when released too many times; CPython _TestSemaphore.test_bounded_semaphore",
+    source="Python docs threading.BoundedSemaphore: 'A bounded semaphore checks to make sure its current value "
+           "doesn't exceed its initial value. If it does, ValueError is raised.'; Python docs "
+           "multiprocessing.BoundedSemaphore; CPython _TestSemaphore.test_bounded_semaphore",
     requires=[BOUNDED],
 )
 def bounded_release_above_initial_is_rejected(backend: object, case: Case) -> None:
@@ -54,9 +55,10 @@ def bounded_release_above_initial_is_rejected(backend: object, case: Case) -> No
     "release_at_max_value_is_rejected", family=FAMILY, level=Level.MUST,
     rule="A release at the backend's max_value is rejected with its overflow_error and leaves the value "
          "unchanged, while every release below it is accepted: the value never wraps or saturates silently.",
-    source="sem_post(3) EOVERFLOW 'The maximum allowable value for a semaphore would be exceeded'; semop(2) "
-           "ERANGE and SEMVMX; LTP semop/semop02.c; CPython Modules/_multiprocessing/semaphore.c "
-           "('semaphore or lock released too many times')",
+    source="sem_post(3) EOVERFLOW: 'The maximum allowable value for a semaphore would be exceeded.'; semop(2) "
+           "ERANGE: 'For some operation sem_op+semval is greater than SEMVMX'; LTP "
+           "testcases/kernel/syscalls/ipc/semop/semop02.c; CPython Modules/_multiprocessing/semaphore.c ('semaphore "
+           "or lock released too many times')",
 )
 def release_at_max_value_is_rejected(backend: object, case: Case) -> None:
     top = max_value(case)
@@ -76,8 +78,9 @@ def release_at_max_value_is_rejected(backend: object, case: Case) -> None:
     "unlinked_name_keeps_handles_and_is_reusable", family=FAMILY, level=Level.MUST,
     rule="After the name is unlinked, handles opened before keep using the old semaphore, and the name can "
          "be created afresh (exclusively) as a new semaphore whose value is independent of the old one.",
-    source="sem_unlink(3): 'The semaphore name is removed immediately. The semaphore is destroyed once all "
-           "other processes that have the semaphore open close it'; LTP sem_unlink assertions 2, 6 and 9",
+    source="sem_unlink(3): 'The semaphore name is removed immediately. The semaphore is destroyed once all other "
+           "processes that have the semaphore open close it.'; LTP open_posix_testsuite sem_unlink assertions 2, 6 "
+           "and 9",
     requires=[NAMED],
 )
 def unlinked_name_keeps_handles_and_is_reusable(backend: object, case: Case) -> None:
@@ -103,9 +106,11 @@ def unlinked_name_keeps_handles_and_is_reusable(backend: object, case: Case) -> 
     rule="When a process holding units is killed with SIGKILL, its units come back if the backend claims "
          "holder_death_releases (SEM_UNDO, flock) and stay taken otherwise: only an undo the backend "
          "asked for may change the value behind the processes' backs.",
-    source="semop(2) SEM_UNDO: 'automatically undone when the process terminates'; flock(2): locks are "
-           "released when all file descriptors of the open file description are closed; sem_overview(7) and "
-           "sem_post(3) (only sem_post increments a POSIX semaphore); sysv_ipc USAGE 'the undo caveat'",
+    source="semop(2): 'If an operation specifies SEM_UNDO, it will be automatically undone when the process "
+           "terminates.'; flock(2): 'the lock is released either by an explicit LOCK_UN operation on any of these "
+           "duplicate file descriptors, or when all such file descriptors have been closed'; sem_overview(7) "
+           "(paraphrase: only sem_post(3) increments a POSIX semaphore, so nothing returns a dead holder's units); "
+           "sysv_ipc documentation on SEM_UNDO",
     placements=["fork", "spawn", "forkserver"],
 )
 def killed_holder_releases_only_where_claimed(backend: object, case: Case) -> None:

@@ -47,8 +47,8 @@ def _create(size: int):  # type: ignore[no-untyped-def]
     "write_visible_to_other_processes_after_sync", family=FAMILY, level=Level.MUST,
     rule="Bytes one process writes into the segment are read by every other process that maps it, "
          "once a synchronisation point orders the write before the read; no flush or copy is needed.",
-    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same "
-           "region'; shm_overview(7); CPython test_shared_memory_basics (a child's write seen by the parent)",
+    source="mmap(2) MAP_SHARED: 'Updates to the mapping are visible to other processes mapping the same region'; "
+           "shm_overview(7); CPython Lib/test/_test_multiprocessing.py _TestSharedMemory.test_shared_memory_basics",
 )
 def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> None:
     page = limits.page_size()
@@ -74,8 +74,9 @@ def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> 
     "locked_increments_are_exact", family=FAMILY, level=Level.MUST,
     rule="When every read-modify-write of a counter in the segment is done under one exclusive lock, "
          "no increment is lost: k processes adding 1 n times leave exactly k*n.",
-    source="flock(2): 'Only one process may hold an exclusive lock for a given file'; mmap(2) MAP_SHARED; "
-           "without the lock updates may be lost (Python docs multiprocessing 'Synchronization between processes')",
+    source="flock(2) LOCK_EX: 'Only one process may hold an exclusive lock for a given file at a given time.'; "
+           "mmap(2) MAP_SHARED; Python docs multiprocessing.Value: 'Operations like += which involve a read and "
+           "write are not atomic' (so without the lock increments may be lost)",
 )
 def locked_increments_are_exact(backend: object, case: Case) -> None:
     def body(procs: int, times: int, offset: int) -> None:
@@ -95,8 +96,10 @@ def locked_increments_are_exact(backend: object, case: Case) -> None:
     "new_segment_has_requested_size_and_fill", family=FAMILY, level=Level.MUST,
     rule="A new segment maps at least the requested number of bytes (exactly that many when the backend "
          "claims exact_size), and every byte holds the backend's documented fill value.",
-    source="ftruncate(2) and shm_overview(7): a grown object reads as zero bytes; mmap(2); CPython "
-           "test_shared_memory_basics (size == n on Linux); sysv_ipc USAGE: init_character defaults to ' '",
+    source="ftruncate(2): 'If the file previously was shorter, it is extended, and the extended part reads as null "
+           "bytes'; shm_overview(7): 'A newly created shared memory object has a length of zero.'; mmap(2); CPython "
+           "Lib/test/_test_multiprocessing.py _TestSharedMemory.test_shared_memory_basics; sysv_ipc documentation "
+           "(paraphrase: a new SharedMemory is filled with init_character, a space by default)",
 )
 def new_segment_has_requested_size_and_fill(backend: object, case: Case) -> None:
     def body(size: int) -> None:
@@ -120,8 +123,10 @@ def new_segment_has_requested_size_and_fill(backend: object, case: Case) -> None
     "attach_by_name_sees_creators_bytes", family=FAMILY, level=Level.MUST,
     rule="A process that did not inherit the segment attaches by its name and reads what the creator "
          "wrote before it existed, and its own writes are read by a third process attaching later.",
-    source="shm_open(3): 'two processes can operate on the same shared memory object by passing the same "
-           "name'; shmget(2) keys; Python docs multiprocessing.shared_memory 'attach to an existing block'",
+    source="shm_open(3): 'A POSIX shared memory object is in effect a handle which can be used by unrelated "
+           "processes to mmap(2) the same region of shared memory.'; shmget(2) (a key names a System V segment); "
+           "Python docs multiprocessing.shared_memory.SharedMemory (paraphrase: create=False attaches to the "
+           "existing block of that name)",
     requires=[NAMED_ATTACH],
     placements=["spawn", "forkserver"],
 )
@@ -153,8 +158,9 @@ def attach_by_name_sees_creators_bytes(backend: object, case: Case) -> None:
 @invariant(
     "read_only_attachment_rejects_writes", family=FAMILY, level=Level.MUST,
     rule="A write through a read-only attachment raises and leaves the segment unchanged.",
-    source="mmap(2) PROT_READ; CPython test_mmap test_access_parameter ('mmap can't modify a readonly "
-           "memory map'); posix_ipc test_ctor_read_only_flag; shmat(2) SHM_RDONLY",
+    source="mmap(2) PROT_READ; Python docs mmap (ACCESS_READ: a read-only memory map; CPython raises TypeError 'mmap"
+           " can't modify a readonly memory map.'); CPython Lib/test/test_mmap.py test_access_parameter; shmat(2) "
+           "SHM_RDONLY",
     requires=[READ_ONLY_ATTACH],
 )
 def read_only_attachment_rejects_writes(backend: object, case: Case) -> None:

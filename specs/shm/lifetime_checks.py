@@ -22,8 +22,11 @@ FAMILY = "shm"
     "unlinked_segment_stays_mapped_but_cannot_be_attached", family=FAMILY, level=Level.MUST,
     rule="After the name is removed, mappings that exist stay fully readable and writable, a new attach "
          "by name fails, and the segment is gone once the last mapping is closed.",
-    source="shm_unlink(3): 'the object is removed after all processes have unmapped it'; LTP shm_unlink "
-           "assertions 2-5; shmctl(2) IPC_RMID: 'destroyed only after the last process detaches'",
+    source="shm_unlink(3): 'it removes a shared memory object name, and, once all processes have unmapped the "
+           "object, deallocates and destroys the contents of the associated memory region. After a successful "
+           "shm_unlink(), attempts to shm_open() an object with the same name fail'; shmctl(2) IPC_RMID: 'The "
+           "segment will actually be destroyed only after the last process detaches it'; LTP open_posix_testsuite "
+           "shm_unlink assertions 2-5",
     requires=[UNLINKABLE, NAMED_ATTACH],
 )
 def unlinked_segment_stays_mapped_but_cannot_be_attached(backend: object, case: Case) -> None:
@@ -52,8 +55,8 @@ def unlinked_segment_stays_mapped_but_cannot_be_attached(backend: object, case: 
     "truncated_object_kills_toucher_with_sigbus", family=FAMILY, level=Level.MUST,
     rule="When the object is truncated under a live mapping, touching a mapped page wholly past the new "
          "end kills the toucher with SIGBUS (neither a hang nor a read of stale or zero bytes).",
-    source="mmap(2) ERRORS: 'SIGBUS Attempted access to a page of the buffer that lies beyond the end of "
-           "the mapped file'; posix_ipc USAGE (size= calls ftruncate)",
+    source="mmap(2) ERRORS: 'SIGBUS Attempted access to a page of the buffer that lies beyond the end of the mapped "
+           "file.'; ftruncate(2); posix_ipc documentation (paraphrase: SharedMemory's size= calls ftruncate)",
     requires=[TRUNCATABLE],
 )
 def truncated_object_kills_toucher_with_sigbus(backend: object, case: Case) -> None:
@@ -96,9 +99,13 @@ def _fresh_attach_example(case: Case, payload: Blob):  # type: ignore[no-untyped
     return out, now
 
 
-_TRACKER_SOURCE = ("CPython gh-82300 / bpo-38119; Python docs multiprocessing.shared_memory "
-                   "(3.13 adds track=: 'When True, register the shared memory block with a resource tracker "
-                   "process'); CPython _TestSharedMemory test_shared_memory_tracking / _untracking")
+_TRACKER_SOURCE = ("CPython gh-82300 (formerly bpo-38119) 'resource tracker destroys shared memory segments when "
+                   "other processes should still have valid access'; Python docs multiprocessing.shared_memory, "
+                   "SharedMemory's track parameter (added in 3.13; paraphrase: a Python process not started "
+                   "by multiprocessing from a common ancestor gets its own resource tracker, which deletes the "
+                   "segment when the first such process exits, so such processes should pass track=False); "
+                   "CPython Lib/test/_test_multiprocessing.py _TestSharedMemory.test_shared_memory_tracking and "
+                   "test_shared_memory_untracking")
 
 
 @invariant(
@@ -106,7 +113,7 @@ _TRACKER_SOURCE = ("CPython gh-82300 / bpo-38119; Python docs multiprocessing.sh
     rule="A fresh interpreter that attaches by name, reads, detaches and exits leaves the segment and its "
          "bytes in place. multiprocessing.shared_memory keeps this only with track=False (3.13+): with the "
          "default tracking (every version 3.9-3.13) the attacher's resource tracker unlinks it.",
-    source=_TRACKER_SOURCE + "; shm_overview(7): POSIX shared memory objects have kernel persistence",
+    source=_TRACKER_SOURCE + "; shm_overview(7): 'POSIX shared memory objects have kernel persistence'",
     requires=[NAMED_ATTACH, SURVIVES_ATTACHER_EXIT],
     placements=["fork"],
 )
@@ -122,11 +129,12 @@ def segment_survives_unrelated_attacher_exit(backend: object, case: Case) -> Non
 
 
 @invariant(
-    "tracked_attacher_exit_unlinks_segment", family=FAMILY, level=Level.SHOULD,
-    rule="With multiprocessing's resource tracking (the default track=True, CPython 3.9-3.13), a fresh "
-         "interpreter that only attaches registers the segment with its own tracker, which unlinks it when "
-         "that interpreter exits, with a 'leaked shared_memory objects' warning: callers must not rely on "
-         "the segment outliving such an attacher.",
+    "tracked_attacher_exit_unlinks_segment", family=FAMILY, level=Level.HAZARD,
+    rule="A documented CPython defect, not a recommendation: with multiprocessing's resource tracking (the "
+         "default track=True, CPython 3.9-3.13), a fresh interpreter that only attaches registers the segment "
+         "with its own tracker, which unlinks it when that interpreter exits, with a 'leaked shared_memory "
+         "objects' warning. It applies to backends that declare the hazard, and confirms that it bites, so "
+         "that code relying on the segment outliving such an attacher is caught.",
     source=_TRACKER_SOURCE,
     requires=[NAMED_ATTACH, ATTACHER_TRACKER_UNLINKS],
     placements=["fork"],

@@ -47,8 +47,9 @@ SHM = register_kind(
             "a mapped page past the new end raises SIGBUS",
             SURVIVES_ATTACHER_EXIT: "a fresh interpreter that attaches, detaches and exits leaves the segment "
             "in place",
-            ATTACHER_TRACKER_UNLINKS: "a fresh interpreter that attaches registers the segment with its own "
-            "multiprocessing resource tracker, which unlinks it when that interpreter exits (gh-82300)",
+            ATTACHER_TRACKER_UNLINKS: "a declared hazard, not a feature: a fresh interpreter that attaches "
+            "registers the segment with its own multiprocessing resource tracker, which unlinks it when that "
+            "interpreter exits (CPython gh-82300)",
         },
         channel_members=("create", "attach"),
         int_attributes=(IntAttribute("fill_byte", 0, 255),),

@@ -34,9 +34,11 @@ def _round_half_up(seconds: float) -> int:
     "alarm_returns_seconds_left_rounded", family=FAMILY, level=Level.MUST,
     rule="alarm() returns the seconds left on the previous alarm rounded to nearest (±1 s allowed for "
          "scheduling), never 0 while one is pending, and 0 when none was.",
-    source="alarm(2): 'returns the number of seconds remaining until any previously scheduled alarm was due "
-           "to be delivered, or zero if there was no previously scheduled alarm'; kernel alarm_setitimer "
-           "rounds to nearest and returns at least 1 for a pending sub-second remainder; LTP alarm02, alarm05",
+    source="alarm(2): 'alarm() returns the number of seconds remaining until any previously scheduled alarm was due "
+           "to be delivered, or zero if there was no previously scheduled alarm.'; POSIX alarm(): 'If there is a "
+           "previous alarm() request with time remaining, alarm() shall return a non-zero value'; Linux "
+           "kernel/time/itimer.c alarm_setitimer() (paraphrase: it rounds to the nearest second and returns at least"
+           " 1 while a sub-second remainder is pending); LTP alarm02, alarm05",
     requires=[ALARM, SIGWAIT], placements=["fork"],
 )
 def alarm_returns_seconds_left_rounded(backend: object, case: Case) -> None:
@@ -73,9 +75,8 @@ def _arrivals_view(v: Dict[str, Any]) -> str:
     "alarm_replaces_previous_alarm", family=FAMILY, level=Level.MUST,
     rule="A new alarm(n) replaces the pending one: exactly one SIGALRM arrives, and not before n seconds "
          "after the last call.",
-    source="alarm(2): 'In any event any previously set alarm() is canceled'; POSIX alarm: 'If there is a "
-           "previous alarm() request with time remaining, alarm() shall return … and the previous request "
-           "shall be replaced'",
+    source="alarm(2): 'In any event any previously set alarm() is canceled.'; POSIX alarm(): 'Alarm requests are not"
+           " stacked; only one SIGALRM generation can be scheduled in this manner.'",
     requires=[ALARM, SIGWAIT], placements=["fork"],
 )
 def alarm_replaces_previous_alarm(backend: object, case: Case) -> None:
@@ -102,7 +103,8 @@ def alarm_replaces_previous_alarm(backend: object, case: Case) -> None:
 @invariant(
     "alarm_zero_cancels_pending_alarm", family=FAMILY, level=Level.MUST,
     rule="alarm(0) cancels the pending alarm (no SIGALRM arrives) and returns its seconds left, at least 1.",
-    source="alarm(2): 'If seconds is zero, any pending alarm is canceled'; LTP alarm06",
+    source="alarm(2): 'If seconds is zero, any pending alarm is canceled.'; POSIX alarm(): 'If seconds is 0, a "
+           "pending alarm request, if any, is canceled.'; LTP alarm06",
     requires=[ALARM, SIGWAIT], placements=["fork"],
 )
 def alarm_zero_cancels_pending_alarm(backend: object, case: Case) -> None:
@@ -125,8 +127,8 @@ def alarm_zero_cancels_pending_alarm(backend: object, case: Case) -> None:
     "alarm_and_setitimer_share_one_timer", family=FAMILY, level=Level.MUST,
     rule="alarm() and setitimer(ITIMER_REAL) arm one and the same timer: getitimer sees an alarm, "
          "and alarm(0) reports (rounded, at least 1) and cancels a setitimer value.",
-    source="alarm(2) NOTES: 'alarm() and setitimer(2) share the same timer; calls to one will interfere with "
-           "use of the other'; getitimer(2)",
+    source="alarm(2) NOTES: 'alarm() and setitimer(2) share the same timer; calls to one will interfere with use of "
+           "the other.' (Linux; POSIX alarm() leaves the interaction with setitimer() unspecified); getitimer(2)",
     requires=[ALARM, ITIMER, SIGWAIT], placements=["fork"],
 )
 def alarm_and_setitimer_share_one_timer(backend: object, case: Case) -> None:
@@ -157,8 +159,9 @@ def alarm_and_setitimer_share_one_timer(backend: object, case: Case) -> None:
 @invariant(
     "forked_child_starts_without_alarm", family=FAMILY, level=Level.MUST,
     rule="A child created by fork() has no pending alarm, and the parent's alarm is unchanged by the fork.",
-    source="alarm(2): 'Alarms created by alarm() are preserved across execve(2) and are not inherited by "
-           "children created via fork(2)'; fork(2); LTP alarm03, alarm07",
+    source="alarm(2): 'Alarms created by alarm() are preserved across execve(2) and are not inherited by children "
+           "created via fork(2).'; fork(2): 'The child does not inherit timers from its parent (setitimer(2), "
+           "alarm(2), timer_create(2)).'; LTP alarm03, alarm07",
     requires=[ALARM, ITIMER, SIGWAIT], placements=["fork"],
 )
 def forked_child_starts_without_alarm(backend: object, case: Case) -> None:
@@ -180,8 +183,8 @@ def forked_child_starts_without_alarm(backend: object, case: Case) -> None:
     "tiny_setitimer_value_fires", family=FAMILY, level=Level.MUST,
     rule="setitimer(ITIMER_REAL, v) with 0 < v < 1 ms arms the timer and SIGALRM arrives: a tiny value is "
          "never rounded down to 0, which would disarm it.",
-    source="getitimer(2): 'If either field in new_value.it_value is nonzero, then the timer is armed'; "
-           "CPython test_signal ItimerTest.test_setitimer_tiny (bpo-30807)",
+    source="getitimer(2): 'If either field in new_value.it_value is nonzero, then the timer is armed'; CPython "
+           "Lib/test/test_signal.py ItimerTest.test_setitimer_tiny (bpo-30807)",
     requires=[ITIMER, SIGWAIT], placements=["fork"],
 )
 def tiny_setitimer_value_fires(backend: object, case: Case) -> None:

@@ -27,9 +27,9 @@ HANDLED = [int(signal.SIGUSR1), int(signal.SIGUSR2), int(signal.SIGHUP)]
     "python_handlers_run_in_main_thread", family=FAMILY, level=Level.MUST,
     rule="A Python signal handler runs in the main thread even when another thread raised the signal, and "
          "signal() called from any other thread raises ValueError.",
-    source="Python docs signal, 'Signals and threads': 'Python signal handlers are always executed in the main "
-           "Python thread of the main interpreter, even if the signal was received in another thread' and "
-           "'only the main thread … is allowed to set a new signal handler'",
+    source="Python docs signal, section 'Signals and threads': 'Python signal handlers are always executed in the "
+           "main Python thread of the main interpreter, even if the signal was received in another thread.' and "
+           "'only the main thread of the main interpreter is allowed to set a new signal handler'",
     requires=[HANDLERS], placements=["fork"],
 )
 def python_handlers_run_in_main_thread(backend: object, case: Case) -> None:
@@ -51,8 +51,9 @@ def python_handlers_run_in_main_thread(backend: object, case: Case) -> None:
     "blocking_read_resumes_after_handler_returns", family=FAMILY, level=Level.MUST,
     rule="A blocking read interrupted by a signal whose handler returns normally is retried and returns the "
          "data that arrives later: neither InterruptedError nor a false end of file (b'').",
-    source="PEP 475 'Retry system calls failing with EINTR'; Python docs os.read 'Changed in version 3.5'; "
-           "CPython Lib/test/_test_eintr.py",
+    source="PEP 475 'Retry system calls failing with EINTR'; Python docs os.read, 'Changed in version 3.5' "
+           "(paraphrase: an interrupted call whose handler does not raise is retried); CPython "
+           "Lib/test/_test_eintr.py",
     requires=[HANDLERS], placements=["fork"],
 )
 def blocking_read_resumes_after_handler_returns(backend: object, case: Case) -> None:
@@ -72,8 +73,9 @@ def blocking_read_resumes_after_handler_returns(backend: object, case: Case) -> 
     "wakeup_fd_gets_each_signal_number", family=FAMILY, level=Level.MUST,
     rule="set_wakeup_fd refuses a blocking fd (ValueError); on a non-blocking one, each delivered signal "
          "writes one byte holding its number.",
-    source="Python docs signal.set_wakeup_fd: 'the signal number is written as a single byte into the fd' and "
-           "'fd must be non-blocking'; CPython test_signal WakeupFDTests test_set_wakeup_fd_blocking, test_signum",
+    source="Python docs signal.set_wakeup_fd: 'When a signal is received, the signal number is written as a single "
+           "byte into the fd.' and 'fd must be non-blocking'; CPython Lib/test/test_signal.py "
+           "WakeupFDTests.test_set_wakeup_fd_blocking, test_signum",
     requires=[HANDLERS, WAKEUP_FD], placements=["fork"],
 )
 def wakeup_fd_gets_each_signal_number(backend: object, case: Case) -> None:
@@ -100,8 +102,10 @@ UNCATCHABLE = [int(signal.SIGKILL), int(signal.SIGSTOP)]
     "sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked", family=FAMILY, level=Level.MUST,
     rule="Giving SIGKILL or SIGSTOP any disposition (a handler, SIG_IGN, even SIG_DFL) fails with EINVAL, "
          "and blocking them is silently ignored: the mask never holds them.",
-    source="signal(7): 'The signals SIGKILL and SIGSTOP cannot be caught, blocked, or ignored'; sigaction(2) "
-           "EINVAL; sigprocmask(2): attempts to block them are silently ignored",
+    source="signal(7): 'The signals SIGKILL and SIGSTOP cannot be caught, blocked, or ignored.'; sigaction(2) "
+           "EINVAL: 'This will also be generated if an attempt is made to change the action for SIGKILL or SIGSTOP';"
+           " sigprocmask(2): 'It is not possible to block SIGKILL or SIGSTOP. Attempts to do so are silently "
+           "ignored.'",
     requires=[HANDLERS, SIGWAIT], placements=["fork"],
 )
 def sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked(backend: object, case: Case) -> None:
@@ -128,8 +132,9 @@ def sigkill_and_sigstop_cannot_be_caught_ignored_or_blocked(backend: object, cas
     "forked_child_inherits_mask_but_no_pending_signals", family=FAMILY, level=Level.MUST,
     rule="A child created by fork() starts with its parent's signal mask and with no signal pending, "
          "while the parent's pending signals stay pending for the parent.",
-    source="fork(2): 'The child inherits copies of the parent's … signal mask' and 'The child's set of "
-           "pending signals is initially empty'; signal(7) 'Signal mask and pending signals'",
+    source="signal(7): 'A child created via fork(2) inherits a copy of its parent's signal mask' and 'A child "
+           "created via fork(2) initially has an empty pending signal set'; fork(2): 'The child's set of pending "
+           "signals is initially empty (sigpending(2)).'",
     requires=[SIGWAIT], placements=["fork"],
 )
 def forked_child_inherits_mask_but_no_pending_signals(backend: object, case: Case) -> None:

@@ -88,9 +88,10 @@ class SignalFacilities(Protocol):
 
     def sigtimedwait(self, signals: Iterable[int], timeout: float) -> Optional[Dequeued]:
         """Dequeue one pending instance of one of ``signals`` (blocked by the caller):
-        standard signals lowest number first, then real-time ones lowest first, FIFO
-        within one real-time number.  Return (signo, sender pid), or None once
-        ``timeout`` seconds passed (0 polls and returns at once)."""
+        standard signals before real-time ones (Linux; among standard signals the order is
+        unspecified), real-time ones lowest number first, FIFO within one real-time number.
+        Return (signo, sender pid), or None once ``timeout`` seconds passed (0 polls and
+        returns at once)."""
 
     def signal(self, signum: int, handler: Handler) -> Handler:
         """Install a Python handler (main thread only; ValueError elsewhere); return the old one."""

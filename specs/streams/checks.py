@@ -81,7 +81,9 @@ def _stream_example(case: Case, plans: List[List[Blob]], read_size: int, close_d
     "bytes_arrive_complete_and_in_order", family=FAMILY, level=Level.MUST,
     rule="Every byte each writer writes reaches the reader exactly once and in that writer's order; "
          "reads may return any part of the stream, so a correct reader loops.",
-    source="pipe(7): 'a pipe has no concept of message boundaries'; POSIX write(2) on pipes and FIFOs",
+    source="pipe(7): 'The communication channel provided by a pipe is a byte stream: there is no concept of message "
+           "boundaries'; POSIX write() (paraphrase: a write to a pipe appends to it; a blocking write returns only "
+           "once every byte is written)",
     faults=[INTERRUPTS, KILLS],
 )
 def bytes_arrive_complete_and_in_order(backend: object, case: Case) -> None:
@@ -103,8 +105,9 @@ def bytes_arrive_complete_and_in_order(backend: object, case: Case) -> None:
     "eof_after_last_writer_closes", family=FAMILY, level=Level.MUST,
     rule="The reader gets EOF (b'') only after every writer in every process has closed its end (a "
          "writer's death closes it too), after every buffered byte, and every later read is EOF again.",
-    source="pipe(7): 'If all file descriptors referring to the write end of a pipe have been closed, "
-           "then an attempt to read(2) from the pipe will see end-of-file'; LTP pipe/pipe13.c, pipe14.c",
+    source="pipe(7): 'If all file descriptors referring to the write end of a pipe have been closed, then an attempt"
+           " to read(2) from the pipe will see end-of-file (read(2) will return 0)'; LTP "
+           "testcases/kernel/syscalls/pipe/pipe13.c, pipe14.c",
     requires=[EOF_ON_CLOSE],
     faults=[INTERRUPTS, KILLS],
 )
@@ -141,8 +144,10 @@ def eof_after_last_writer_closes(backend: object, case: Case) -> None:
     "small_writes_never_interleave", family=FAMILY, level=Level.MUST,
     rule="A write of at most PIPE_BUF bytes by one writer lands in the stream as one contiguous run, "
          "never interleaved with bytes of concurrent writers (larger writes may interleave).",
-    source="pipe(7) 'PIPE_BUF'; POSIX write(2): 'Write requests of {PIPE_BUF} bytes or less shall not be "
-           "interleaved'; LTP pipe/pipe11.c",
+    source="pipe(7), section PIPE_BUF: 'POSIX.1 says that writes of less than PIPE_BUF bytes must be atomic: the "
+           "output data is written to the pipe as a contiguous sequence'; POSIX write(): 'Write requests of "
+           "{PIPE_BUF} bytes or less shall not be interleaved with data from other processes doing writes on the "
+           "same pipe'; LTP testcases/kernel/syscalls/pipe/pipe11.c",
     requires=[MULTI_WRITER, ATOMIC_PIPE_BUF],
     faults=[INTERRUPTS],
 )
@@ -180,8 +185,9 @@ def small_writes_never_interleave(backend: object, case: Case) -> None:
     "full_buffer_blocks_writer_until_reader_drains", family=FAMILY, level=Level.MUST,
     rule="A writer that has filled the buffer blocks until the reader drains it, then resumes; "
          "payloads far above the capacity arrive whole while a reader drains concurrently.",
-    source="pipe(7) 'Pipe capacity': 'If a process attempts to write to a full pipe, then write(2) blocks "
-           "until sufficient data has been read'",
+    source="pipe(7): 'If a process attempts to write to a full pipe (see below), then write(2) blocks until "
+           "sufficient data has been read from the pipe to allow the write to complete'; pipe(7), section Pipe "
+           "capacity",
     requires=[BOUNDED_BUFFER],
     faults=[INTERRUPTS],
 )
@@ -211,8 +217,10 @@ def full_buffer_blocks_writer_until_reader_drains(backend: object, case: Case) -
     "write_without_reader_raises_broken_pipe", family=FAMILY, level=Level.MUST,
     rule="A write after every reader has closed raises BrokenPipeError (EPIPE): it neither succeeds "
          "silently nor kills the writer with SIGPIPE (CPython ignores SIGPIPE at start-up).",
-    source="pipe(7): 'If all file descriptors referring to the read end of a pipe have been closed, then "
-           "a write(2) will cause a SIGPIPE signal … EPIPE'; Python docs 'Note on SIGPIPE'; LTP pipe/pipe08.c",
+    source="pipe(7): 'If all file descriptors referring to the read end of a pipe have been closed, then a write(2) "
+           "will cause a SIGPIPE signal to be generated for the calling process. If the calling process is ignoring "
+           "this signal, then write(2) fails with the error EPIPE.'; Python docs signal, section 'Note on SIGPIPE'; "
+           "LTP testcases/kernel/syscalls/pipe/pipe08.c",
     requires=[EPIPE],
 )
 def write_without_reader_raises_broken_pipe(backend: object, case: Case) -> None:
@@ -228,9 +236,13 @@ def write_without_reader_raises_broken_pipe(backend: object, case: Case) -> None
 
 @invariant(
     "zero_length_write_is_not_eof", family=FAMILY, level=Level.MUST,
-    rule="Writing b'' transfers nothing and is not end of stream: bytes written after it still arrive.",
-    source="POSIX write(2): 'If nbyte is zero … a write() to a pipe … shall return zero and have no other "
-           "results'; pipe(7)",
+    rule="Writing b'' adds nothing to the stream and does not end it: the reader sees no extra bytes and no "
+         "EOF from it, and bytes written after it still arrive. (What the write itself returns is not "
+         "specified for pipes, so it is not checked.)",
+    source="write(2): 'If count is zero and fd refers to a file other than a regular file, the results are not "
+           "specified.' (so the check judges only the stream, not what the write returns); pipe(7): 'If all file "
+           "descriptors referring to the write end of a pipe have been closed, then an attempt to read(2) from the "
+           "pipe will see end-of-file' (an empty write closes nothing)",
 )
 def zero_length_write_is_not_eof(backend: object, case: Case) -> None:
     def body(before: Blob, after: Blob, read_size: int) -> None:
@@ -249,7 +261,8 @@ def zero_length_write_is_not_eof(backend: object, case: Case) -> None:
     "write_rejects_text", family=FAMILY, level=Level.MUST,
     rule="A write of str raises TypeError and transfers nothing: text must be encoded explicitly "
          "(the Python 2 idiom os.write(fd, str(s)) fails on Python 3).",
-    source="Python docs os.write(fd, str): 'Write the bytestring in str'; CPython test_os FileTests.test_write",
+    source="Python docs os.write(fd, str): 'Write the bytestring in str to file descriptor fd'; CPython "
+           "Lib/test/test_os.py FileTests.test_write",
     placements=["fork"],
 )
 def write_rejects_text(backend: object, case: Case) -> None:
@@ -270,7 +283,8 @@ def write_rejects_text(backend: object, case: Case) -> None:
     "shutdown_gives_peer_eof_while_reverse_still_works", family=FAMILY, level=Level.MUST,
     rule="After shutdown(SHUT_WR) the peer reads every byte then EOF, and can still send back, "
          "which the shut-down side reads.",
-    source="shutdown(2): 'If how is SHUT_WR, further transmissions will be disallowed'; unix(7), tcp(7)",
+    source="shutdown(2): 'If how is SHUT_WR, further transmissions will be disallowed.'; recv(2): 'When a stream "
+           "socket peer has performed an orderly shutdown, the return value will be 0'; unix(7), tcp(7)",
     requires=[HALF_CLOSE],
 )
 def shutdown_gives_peer_eof_while_reverse_still_works(backend: object, case: Case) -> None:

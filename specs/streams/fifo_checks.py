@@ -21,7 +21,7 @@ FAMILY = "stream"
 @invariant(
     "blocking_open_waits_for_peer", family=FAMILY, level=Level.MUST,
     rule="A blocking open of one end of a FIFO does not return before some process opens the other end.",
-    source="fifo(7): 'Normally, opening the FIFO blocks until the other end is opened also'",
+    source="fifo(7): 'Normally, opening the FIFO blocks until the other end is opened also.'",
     requires=[BLOCKING_OPEN],
     faults=[INTERRUPTS],
 )
@@ -45,8 +45,9 @@ def blocking_open_waits_for_peer(backend: object, case: Case) -> None:
     "nonblocking_write_open_without_reader_fails_enxio", family=FAMILY, level=Level.MUST,
     rule="A nonblocking open for writing fails with ENXIO while no process has the FIFO open for "
          "reading, and succeeds once one has.",
-    source="fifo(7); open(2) ENXIO: 'O_NONBLOCK | O_WRONLY is set, the named file is a FIFO, and no "
-           "process has the FIFO open for reading'",
+    source="fifo(7): 'opening for write-only fails with ENXIO (no such device or address) unless the other end has "
+           "already been opened'; open(2) ENXIO: 'O_NONBLOCK | O_WRONLY is set, the named file is a FIFO, and no "
+           "process has the FIFO open for reading.'",
     requires=[NONBLOCKING_OPEN],
     placements=["fork"],
 )
@@ -69,8 +70,10 @@ def nonblocking_write_open_without_reader_fails_enxio(backend: object, case: Cas
     "nonblocking_read_tells_eof_from_empty", family=FAMILY, level=Level.MUST,
     rule="A nonblocking read returns b'' (EOF) while no writer exists, raises BlockingIOError (EAGAIN) "
          "while a writer exists but the FIFO is empty, and returns data once written.",
-    source="fifo(7); pipe(7) 'I/O on pipes and FIFOs': 'If a process attempts to read from an empty pipe, "
-           "… then read(2) fails with the error EAGAIN'; read returns 0 when no writer",
+    source="read(2) EAGAIN: 'The file descriptor fd refers to a file other than a socket and has been marked "
+           "nonblocking (O_NONBLOCK), and the read would block.'; pipe(7): 'If all file descriptors referring to the"
+           " write end of a pipe have been closed, then an attempt to read(2) from the pipe will see end-of-file "
+           "(read(2) will return 0)'; fifo(7)",
     requires=[NONBLOCKING_OPEN],
     placements=["fork"],
 )
@@ -92,7 +95,8 @@ def nonblocking_read_tells_eof_from_empty(backend: object, case: Case) -> None:
     "eof_is_not_sticky_for_fifos", family=FAMILY, level=Level.MUST,
     rule="After EOF a new writer can open the FIFO and the same reader, still open, reads its bytes: "
          "each writer session arrives whole, separated by EOF.",
-    source="fifo(7); pipe(7): read returns 0 only while no process has the write end open",
+    source="fifo(7): 'It can be opened by multiple processes for reading or writing.'; pipe(7) (paraphrase: read "
+           "returns 0, end of file, only while no descriptor refers to the write end, so a new writer ends it)",
     requires=[REOPEN_AFTER_EOF],
 )
 def eof_is_not_sticky_for_fifos(backend: object, case: Case) -> None:
@@ -112,7 +116,8 @@ def eof_is_not_sticky_for_fifos(backend: object, case: Case) -> None:
     "unread_bytes_vanish_at_last_close", family=FAMILY, level=Level.MUST,
     rule="Bytes still unread when every end of a FIFO is closed are discarded: a FIFO has no contents "
          "in the filesystem, so a new reader starts empty.",
-    source="fifo(7): 'the FIFO special file has no contents on the file system'",
+    source="fifo(7): 'the kernel passes all data internally without writing it to the filesystem. Thus, the FIFO "
+           "special file has no contents on the filesystem'",
     requires=[DISCARDS_ON_LAST_CLOSE, NONBLOCKING_OPEN],
     placements=["fork"],
 )

@@ -28,8 +28,10 @@ FAMILY = "stream"
     "nonblocking_small_write_is_all_or_nothing", family=FAMILY, level=Level.MUST,
     rule="A nonblocking write of at most PIPE_BUF bytes either takes every byte or fails with EAGAIN "
          "(BlockingIOError); it is never partial, however little room is left.",
-    source="pipe(7) 'PIPE_BUF', case 'O_NONBLOCK enabled, n <= PIPE_BUF': all n bytes are written at once, "
-           "or the write fails with EAGAIN; POSIX write(2)",
+    source="pipe(7), section PIPE_BUF, case 'O_NONBLOCK enabled, n <= PIPE_BUF': 'If there is room to write n bytes "
+           "to the pipe, then write(2) succeeds immediately, writing all n bytes; otherwise write(2) fails, with "
+           "errno set to EAGAIN.'; POSIX write() (paraphrase: a nonblocking write of at most {PIPE_BUF} bytes "
+           "transfers all the data or none, with EAGAIN)",
     requires=[ATOMIC_PIPE_BUF],
     # The writer opens only once the reader has (a FIFO refuses a nonblocking write-open
     # before), which threads, all released together past their opens, cannot do.

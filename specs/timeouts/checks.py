@@ -50,8 +50,9 @@ def _judge_single(case: Case, ms: int, kind: str, linger_ms: int) -> None:
     "timeout_fires_once_and_interrupts_guarded_code", family=FAMILY, level=Level.MUST,
     rule="A timeout raises TimeoutError inside the guarded code no earlier than its deadline, marks its "
          "scope fired, and fires exactly once: nothing is raised after the scope is left.",
-    source="Python docs signal 'Example' (alarm-based timeout of open()); setitimer(2): 'it_interval … zero "
-           "… the timer is disarmed after expiring once'; PEP 475 (a handler that raises interrupts the call)",
+    source="Python docs signal, section 'Examples' (an alarm-based timeout around open()); getitimer(2): 'If both "
+           "fields of it_interval are zero, then this is a single-shot timer (i.e., it expires just once).'; PEP 475"
+           " (paraphrase: a handler that raises interrupts the call)",
     placements=["fork"],
 )
 def timeout_fires_once_and_interrupts_guarded_code(backend: object, case: Case) -> None:
@@ -63,8 +64,8 @@ def timeout_fires_once_and_interrupts_guarded_code(backend: object, case: Case) 
     "sub_second_timeout_is_honoured", family=FAMILY, level=Level.MUST,
     rule="A timeout shorter than one second fires, and not before its deadline: it is rounded neither to 0 "
          "(firing at once) nor to 'never' (alarm(0)).",
-    source="alarm(2) takes whole seconds and alarm(0) cancels; setitimer(2) takes microseconds; CPython "
-           "test_signal ItimerTest.test_setitimer_tiny",
+    source="alarm(2) (paraphrase: alarm takes whole seconds, and alarm(0) cancels); getitimer(2) (paraphrase: "
+           "setitimer takes microseconds); CPython Lib/test/test_signal.py ItimerTest.test_setitimer_tiny",
     requires=[SUB_SECOND], placements=["fork"],
 )
 def sub_second_timeout_is_honoured(backend: object, case: Case) -> None:
@@ -76,8 +77,9 @@ def sub_second_timeout_is_honoured(backend: object, case: Case) -> None:
     "cancel_returns_time_left_and_disarms", family=FAMILY, level=Level.MUST,
     rule="cancel() before the deadline returns the seconds left (more than 0, at most the duration minus the "
          "time already spent in the scope) and disarms the scope: it never fires afterwards.",
-    source="alarm(2): returns 'the number of seconds remaining'; getitimer(2) it_value 'the amount of time "
-           "remaining'; Python docs signal.setitimer returns the old values",
+    source="alarm(2): 'alarm() returns the number of seconds remaining'; getitimer(2): 'The it_value substructure is"
+           " populated with the amount of time remaining until the next expiration of the specified timer.'; Python "
+           "docs signal.setitimer (paraphrase: it returns the old delay and interval)",
     requires=[CANCEL], placements=["fork"],
 )
 def cancel_returns_time_left_and_disarms(backend: object, case: Case) -> None:
@@ -104,8 +106,9 @@ def cancel_returns_time_left_and_disarms(backend: object, case: Case) -> None:
     rule="An inner timeout neither cancels nor extends an outer one: the outer scope fires, not before its "
          "own deadline, whether the inner one expired, was left early or outlived it; an inner scope whose "
          "deadline is later never fires in the outer one's place.",
-    source="Python docs signal: one SIGALRM timer per process (alarm(2) NOTES: a new alarm cancels the old), "
-           "so a nesting-aware timeout must restore the outer deadline itself; asyncio.timeout nesting",
+    source="alarm(2): 'In any event any previously set alarm() is canceled.'; POSIX alarm(): 'Alarm requests are not"
+           " stacked' (paraphrase: one SIGALRM timer per process, so a nesting-aware timeout must restore the outer "
+           "deadline itself); Python docs asyncio, section Timeouts (nested asyncio.timeout)",
     requires=[NESTING], placements=["fork"],
 )
 def nested_timeout_keeps_outer_deadline(backend: object, case: Case) -> None:

@@ -81,3 +81,58 @@ def test_writing_the_catalogue_outside_this_repository_is_refused(tmp_path, caps
     assert main(["catalogue", "--write", str(mine)]) == 2
     assert mine.read_text() == "a user's own document\n"
     assert "not in a checkout of ipc-conformance" in capsys.readouterr().err
+
+
+# --- every source names something a reader can look up -------------------------------------------
+#: A man page with its section: pipe(7), sem_post(3), sigtimedwait(2).
+MAN_PAGE = re.compile(r"\b([a-z_][a-z0-9_]*)\(([1-8])\)")
+#: Other references a user can follow: a URL, a POSIX function page (named as ``POSIX name()``),
+#: the Python docs, CPython's issues or sources, a PEP.
+REACHABLE = re.compile(r"https?://|\bPOSIX(?:\.1[-\d]*)? [a-z_]+\(\)|\bPython docs\b|"
+                       r"\bCPython (?:gh-\d+|bpo-\d+|Lib/|Modules/)|\bPEP \d+")
+#: The internal catalogue the ids came from ships nowhere; spelled in two pieces so that a
+#: grep for it over the repository finds no citation, this test included.
+INTERNAL = "EDGE" + "_CASES"
+#: Citations of documents that ship nowhere: that catalogue, its experiment numbers (E7) and sections (§9).
+UNREACHABLE = re.compile(INTERNAL + r"|\bE\d+\b|§")
+
+
+def sources() -> list:  # type: ignore[type-arg]
+    from ipc_specs import all_invariants
+
+    return [(inv.id, inv.source) for inv in all_invariants()]
+
+
+@pytest.mark.parametrize(("inv_id", "source"), sources(), ids=[i for i, _ in sources()])
+def test_every_source_names_something_reachable(inv_id: str, source: str) -> None:
+    assert not UNREACHABLE.search(source), f"{inv_id} cites an internal document: {source}"
+    assert MAN_PAGE.search(source) or REACHABLE.search(source), (
+        f"{inv_id}: its source names no man page with a section, POSIX function page, URL, Python docs page, "
+        f"CPython issue or file, or PEP: {source}")
+    # POSIX pages are named by function (POSIX write()); name(2) is the Linux man page.
+    assert not re.search(r"\bPOSIX [a-z_]+\(\d\)", source), f"{inv_id}: a POSIX page named like a man page"
+
+
+def test_nothing_users_see_cites_the_internal_catalogue() -> None:
+    for dirpath, _, files in os.walk(ROOT):
+        if any(part in dirpath for part in (".git", "__pycache__", ".egg-info", ".tox", "venv", "build")):
+            continue
+        for name in files:
+            if name.endswith((".py", ".md", ".toml", ".ini", ".txt", ".cfg", ".rst")):
+                with open(os.path.join(dirpath, name), encoding="utf-8") as f:
+                    assert INTERNAL not in f.read(), os.path.join(dirpath, name)
+
+
+def test_cited_man_pages_exist() -> None:
+    """Every name(N) a source cites is a page man can find (on a machine with the man pages)."""
+    import shutil
+    import subprocess
+
+    def found(page: str, section: str) -> bool:
+        return subprocess.run(["man", "-w", section, page], capture_output=True).returncode == 0
+
+    if not shutil.which("man") or not found("pipe", "7"):
+        pytest.skip("man or the Linux man pages (Debian: manpages, manpages-dev) are not installed")
+    cited = {m for _, source in sources() for m in MAN_PAGE.findall(source)}
+    missing = sorted(f"{page}({section})" for page, section in cited if not found(page, section))
+    assert not missing, f"cited man pages that do not exist: {missing}"

@@ -64,3 +64,44 @@ def test_exhibit_names_are_unique() -> None:
 @pytest.mark.parametrize("exhibit", EXHIBITS, ids=[e.name for e in EXHIBITS])
 def test_exhibit_lesson_is_one_sentence(exhibit: Exhibit) -> None:
     assert exhibit.lesson.endswith(".") and exhibit.lesson.count(". ") == 0, exhibit.lesson
+
+
+def test_the_order_among_standard_signals_is_not_asserted(quick_harness: Harness) -> None:
+    """signal(7) leaves the order of pending standard signals unspecified (Linux itself
+    dequeues SIGSEGV before SIGHUP), so a backend handing them out highest number first,
+    and otherwise keeping the rule, must pass."""
+    import signal
+
+    from ipc_impls.broken.signals import _variant
+    from ipc_impls.signals import PosixSignals
+
+    class ReversedStandard(PosixSignals):
+        def __init__(self) -> None:
+            self.drained: list = []  # type: ignore[type-arg]
+
+        def sigtimedwait(self, signals, timeout):  # type: ignore[no-untyped-def]
+            wanted = list(signals)
+            while True:
+                got = super().sigtimedwait(wanted, 0)
+                if got is None:
+                    break
+                self.drained.append(got)
+            rtmin = int(signal.SIGRTMIN)
+            self.drained.sort(key=lambda item: (item[0] >= rtmin, -item[0] if item[0] < rtmin else 0))
+            return self.drained.pop(0) if self.drained else super().sigtimedwait(wanted, timeout)
+
+    backend = _variant("reversed-standard-order", ReversedStandard)
+    check(backend, "pending_signals_dequeue_standard_first_then_realtime_ascending", placement="fork",
+          harness=quick_harness)
+
+
+def test_o_append_check_is_unresolved_on_nfs(monkeypatch: pytest.MonkeyPatch, quick_harness: Harness) -> None:
+    """open(2) warns that O_APPEND may corrupt files on NFS: there the rule does not hold, so
+    the check reports the machine, not the backend."""
+    from ipc_impls import reference_backends
+    from ipc_specs import limits
+
+    backend = next(b for b in reference_backends() if b.name == "o-append-log")
+    monkeypatch.setattr(limits, "filesystem_type", lambda path: "nfs4")
+    with pytest.raises(Unresolved, match="NFS"):
+        check(backend, "appended_records_never_lost_or_torn", placement="fork", harness=quick_harness)
