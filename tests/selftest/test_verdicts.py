@@ -170,3 +170,36 @@ def test_bad_values_stop_at_the_door(tmp_path: Path, args: List[str], env: Dict[
     assert out.returncode == 4, out.stdout + out.stderr  # a usage error, before anything ran
     errors = [line for line in out.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and message in errors[0], out.stderr
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_the_matrix_fits_the_terminal(width: int) -> None:
+    from ipc_conformance.collector import Collector
+    from ipc_conformance.matrix import matrix_lines
+    from ipc_impls import reference_backends
+    from ipc_specs import all_invariants
+
+    collector = Collector()
+    collector.settings = {"profile": "standard", "max_examples": 25}
+    for backend in reference_backends():
+        collector.backends[backend.name] = {"kind": backend.kind}
+        for inv in all_invariants(backend.kind):
+            collector.add({"ipc_backend": backend.name, "ipc_invariant": inv.id, "ipc_placement": "fork",
+                           "ipc_verdict": "pass", "ipc_examples": 25}, nodeid=f"{backend.name}{inv.id}")
+    lines = matrix_lines(collector, width)
+    assert max(len(line) for line in lines) <= width, max(lines, key=len)
+    assert lines[-1] == "ipc-conformance: PASSED: " + f"{len(collector.cells)} pass"
+    for inv in all_invariants():  # every invariant id is printed whole, never cut
+        assert any(line.split()[:1] == [inv.id] for line in lines), inv.id
+
+
+def test_list_is_a_preflight_step(tmp_path: Path) -> None:
+    cli = os.path.join(os.path.dirname(sys.executable), "ipc-conformance")
+    good = subprocess.run([cli, "list", "--backend", STREAM], capture_output=True, text=True, timeout=120)
+    assert good.returncode == 0, good.stderr
+    bad = subprocess.run([cli, "list", "--backend", "typo_mod:X"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert bad.returncode == 1 and "LOAD ERROR" in bad.stdout
+    malformed = subprocess.run([cli, "list", "--backend", "no-colon"], capture_output=True, text=True, timeout=120)
+    assert malformed.returncode != 0 and "Traceback" not in malformed.stderr
+    assert malformed.stderr.strip().splitlines() == [malformed.stderr.strip()] and "--backend" in malformed.stderr
