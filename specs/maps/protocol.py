@@ -1,0 +1,118 @@
+"""The shared-map contract: a key-value map that several processes read and write.
+
+A map channel is made, empty, by ``setup(scope)`` in the parent.  Each worker
+then calls ``channel.open()`` for a handle of its own (by name for
+``wiring="named"`` backends, so spawned workers and fresh interpreters can
+attach; after fork for ``"inherit"`` ones).  Keys are short str (1 to
+:data:`MAX_KEY_LEN` characters of :data:`KEY_ALPHABET`), values are bytes,
+the empty value included.
+
+The rules below are what the checks hold a backend to.  They rest on what the
+building blocks promise: ``mmap(2)`` MAP_SHARED (a store is visible to every
+mapping at once), ``flock(2)`` (an exclusive lock excludes every other open
+file description, a shared one only exclusive holders), and SQLite's
+transactions (Python docs ``sqlite3``; sqlite.org "Atomic Commit", "File
+Locking And Concurrency": a reader sees a committed state whole).  The
+contract paraphrases them; it quotes none.
+
+Besides the kind's attributes a map backend states two limits, which the
+checks probe at and just past the boundary:
+
+* ``max_value_size``  the longest value ``set`` accepts, in bytes;
+* ``capacity``        how many keys the map holds at most.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import ContextManager, List, Optional
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    from typing_extensions import Protocol  # type: ignore
+
+from ..backend import IntAttribute, Kind, register_kind
+
+LOCKED_UPDATE = "locked_update"
+NAMED_ATTACH = "named_attach"
+THREAD_SAFE = "thread_safe"
+
+#: Keys every backend must accept: 1 to MAX_KEY_LEN characters of KEY_ALPHABET.
+MAX_KEY_LEN = 64
+KEY_ALPHABET = string.ascii_letters + string.digits + "_-."
+
+MAP = register_kind(
+    Kind(
+        name="map",
+        summary="a key-value map shared by processes: each one opens a handle and gets, sets and deletes keys",
+        capabilities={
+            LOCKED_UPDATE: "handle.locked() is a context manager that holds a lock excluding every other "
+            "handle's locked() for the whole of its body, so a get and a set inside it are one atomic "
+            "read-modify-write",
+            NAMED_ATTACH: "an unrelated process (a fresh interpreter that unpickles the channel) opens the map "
+            "by its name",
+            THREAD_SAFE: "handles may be opened and used from several threads of one process (one handle per "
+            "thread)",
+        },
+        channel_members=("open",),
+        int_attributes=(IntAttribute("max_value_size", 0, 2**31 - 1), IntAttribute("capacity", 1, 2**31 - 1)),
+    )
+)
+
+
+class MapHandle(Protocol):
+    """One process's (or thread's) view of the map.  Every call reads or writes the
+    shared map itself: a handle keeps no copy that could go stale."""
+
+    def get(self, key: str) -> Optional[bytes]:
+        """The value stored under ``key`` now, or None when the key is absent.
+
+        The value is one that some ``set`` stored, whole: never part of one value
+        and part of another, even while another process is setting the key."""
+
+    def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``; once this returns, a ``get`` in any process sees it.
+
+        A value longer than ``max_value_size``, or a new key when the map already
+        holds ``capacity`` keys, raises an exception (``ValueError`` and
+        ``MapFull`` in the references) and changes nothing: never a stored
+        prefix, never a silently dropped key.  Replacing the value of a key
+        already present is not limited by ``capacity``."""
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it was present."""
+
+    def keys(self) -> List[str]:
+        """Every key present now, in any order."""
+
+    def locked(self) -> ContextManager[None]:
+        """(``locked_update``) A context manager holding the map's lock for its whole body
+        (flock(2) LOCK_EX, SQLite BEGIN IMMEDIATE): get, set and delete of this
+        handle inside the body run under it, and no other handle's ``locked()``
+        body runs at the same time."""
+
+    def close(self) -> None:
+        """Drop this handle; the map and its contents live on."""
+
+
+class MapChannel(Protocol):
+    def open(self) -> MapHandle:
+        """A new handle in this process (attaching by name where the backend is named)."""
+
+    def detach(self) -> None:
+        """Drop inherited references this process did not open."""
+
+    def teardown(self) -> None:
+        """Remove the map and everything it created; called once, in the parent, after the example."""
+
+
+class MapBackend(Protocol):
+    """The map-specific attributes of a backend (besides name, kind, capabilities, wiring, setup)."""
+
+    max_value_size: int
+    capacity: int
+
+
+class MapFull(Exception):
+    """What the references raise for a new key in a full map (any exception is a refusal to the checks)."""
