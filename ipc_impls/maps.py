@@ -57,10 +57,12 @@ class SlotTable:
 
     def __init__(self, buf: Any) -> None:
         self.buf = buf
-        magic, self.capacity, self.max_value = self.HEADER.unpack_from(buf, 0)
+        magic, capacity, max_value = self.HEADER.unpack_from(buf, 0)
         if magic != self.MAGIC:
             raise ValueError("not a slot map")
-        self.slot_size = self.SLOT.size + p.MAX_KEY_LEN + self.max_value
+        self.capacity: int = capacity
+        self.max_value: int = max_value
+        self.slot_size: int = self.SLOT.size + p.MAX_KEY_LEN + self.max_value
 
     @classmethod
     def size_for(cls, capacity: int, max_value: int) -> int:
@@ -70,11 +72,11 @@ class SlotTable:
     def format(cls, buf: Any, capacity: int, max_value: int) -> None:
         cls.HEADER.pack_into(buf, 0, cls.MAGIC, capacity, max_value)
 
-    def _at(self, slot: int) -> int:
+    def offset(self, slot: int) -> int:
         return self.HEADER.size + slot * self.slot_size
 
     def _slot(self, slot: int) -> Tuple[int, bytes, int]:
-        at = self._at(slot)
+        at = self.offset(slot)
         used, klen, vlen = self.SLOT.unpack_from(self.buf, at)
         key = bytes(self.buf[at + self.SLOT.size:at + self.SLOT.size + klen]) if used else b""
         return used, key, vlen
@@ -92,18 +94,18 @@ class SlotTable:
 
     def value(self, slot: int) -> bytes:
         _, _, vlen = self._slot(slot)
-        start = self._at(slot) + self.SLOT.size + p.MAX_KEY_LEN
+        start = self.offset(slot) + self.SLOT.size + p.MAX_KEY_LEN
         return bytes(self.buf[start:start + vlen])
 
     def store(self, slot: int, key: bytes, value: bytes) -> None:
-        at = self._at(slot)
+        at = self.offset(slot)
         start = at + self.SLOT.size + p.MAX_KEY_LEN
         self.buf[at + self.SLOT.size:at + self.SLOT.size + len(key)] = key
         self.buf[start:start + len(value)] = value
         self.SLOT.pack_into(self.buf, at, 1, len(key), len(value))
 
     def clear(self, slot: int) -> None:
-        self.SLOT.pack_into(self.buf, self._at(slot), 0, 0, 0)
+        self.SLOT.pack_into(self.buf, self.offset(slot), 0, 0, 0)
 
     def keys(self) -> List[str]:
         found = (self._slot(s) for s in range(self.capacity))
@@ -172,6 +174,8 @@ class SlotMapHandle:
 class MmapMapChannel:
     """A slot table in a file of the example's private directory; the file is also the lock."""
 
+    handle_cls = SlotMapHandle
+
     def __init__(self, path: str, capacity: int, max_value: int) -> None:
         self.path = path
         fd = os.open(path, os.O_RDWR | _PRIVATE, 0o600)
@@ -194,7 +198,7 @@ class MmapMapChannel:
             mm.close()
             os.close(fd)
 
-        return SlotMapHandle(mm, fd, close)
+        return self.handle_cls(mm, fd, close)
 
     def detach(self) -> None:
         pass  # nothing inherited: every process opens by path

@@ -53,7 +53,7 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
     capacity = int(case.backend.capacity)
 
     def body(procs: int, keys: List[str], blobs: List[Blob]) -> None:
-        keys = keys[:capacity]
+        keys = keys[:min(capacity, len(blobs))]
         share = [[(k, b) for k, b in zip(keys[i::procs], blobs[i::procs])] for i in range(procs)]
         rs = [Role(f"P{i}", roles.set_own_keys, (i, procs, items)) for i, items in enumerate(share)]
         out = case.run(rs + [Role("C", roles.read_all_after, (procs, keys))])
@@ -69,8 +69,14 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
         expect(listed == sorted(keys), case.invariant.id, got=f"keys() listed {len(listed)} keys",
                expected=f"the {len(keys)} keys set", call="keys", history=out.history.format(out.history.of("C")))
 
+    # Pinned: four processes filling the map (up to 64 keys) with a page per value, so that
+    # each is descheduled in the middle of its assignments even on a busy machine, where a
+    # map whose insertions race loses keys.
+    page = limits.page_size() if limits.page_size() <= int(case.backend.max_value_size) else 1
+    n = min(capacity, 64)
+    pinned = [{"procs": 4, "keys": [f"key{i}" for i in range(n)], "blobs": [Blob(page, i) for i in range(n)]}]
     case.explore(body, procs=st.integers(2, 4), keys=st.lists(map_keys(), min_size=2, max_size=24, unique=True),
-                 blobs=st.lists(values(case), min_size=24, max_size=24))
+                 blobs=st.lists(values(case), min_size=24, max_size=24), examples=pinned)
 
 
 def _shown(d: roles.Digest) -> str:
@@ -119,8 +125,8 @@ def open_handle_sees_completed_assignments(backend: object, case: Case) -> None:
     placements=["fork", "thread"],
 )
 def locked_read_modify_write_is_exact(backend: object, case: Case) -> None:
-    def body(procs: int, times: int) -> None:
-        rs = [Role(f"P{i}", roles.locked_increments, (i, procs, times)) for i in range(procs)]
+    def body(procs: int, times: int, pause_us: int) -> None:
+        rs = [Role(f"P{i}", roles.locked_increments, (i, procs, times, pause_us)) for i in range(procs)]
         out = case.run(rs)
         for p in out.roles:
             got = out.value(p)
@@ -128,7 +134,11 @@ def locked_read_modify_write_is_exact(backend: object, case: Case) -> None:
                    expected=f"{procs * times} ({procs} processes x {times} locked increments)", call="get",
                    history=out.history.format(out.history.of(p)[-3:]))
 
-    case.explore(body, procs=st.integers(2, 4), times=st.one_of(st.just(1), st.integers(1, 200)))
+    # Pinned: a pause inside every body, so that each holder is descheduled while it holds
+    # the lock; a lock that does not cover the body then loses updates on any machine.
+    case.explore(body, procs=st.integers(2, 4), times=st.one_of(st.just(1), st.integers(1, 200)),
+                 pause_us=st.one_of(st.just(0), st.sampled_from([0, 50, 500])),
+                 examples=[{"procs": 3, "times": 20, "pause_us": 500}])
 
 
 @invariant(
@@ -159,5 +169,10 @@ def reader_never_sees_a_torn_value(backend: object, case: Case) -> None:
                    history=out.history.format(out.history.of(f"R{i}")[-2:] + out.history.of("W")[-2:]))
 
     distinct = st.lists(values(case), min_size=2, max_size=4, unique_by=lambda b: b.size)
+    # Pinned: two readers and the largest values, the longest copies, where a write that
+    # readers can overlap shows on any machine.
+    top, page = int(case.backend.max_value_size), limits.page_size()
+    pinned = [{"initial": Blob(0), "versions": [Blob(top, 1), Blob(min(page, top - 1), 2)], "readers": 2,
+               "rounds": 300}] if top > 1 else []
     case.explore(body, initial=values(case), versions=distinct, readers=st.integers(1, 2),
-                 rounds=st.integers(20, 100))
+                 rounds=st.integers(20, 100), examples=pinned)

@@ -4,15 +4,16 @@ and a map that outlives the processes that attach to it."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from hypothesis import strategies as st
 
+from .. import limits
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from ..strategies import Blob
 from . import roles
-from .checks import _shown, map_keys, value_sizes, values
+from .checks import _shown, map_keys, values
 from .protocol import NAMED_ATTACH
 
 FAMILY = "map"
@@ -76,34 +77,33 @@ def _result(r: object) -> str:
 def over_limit_assignment_is_rejected_not_truncated(backend: object, case: Case) -> None:
     top, capacity = int(case.backend.max_value_size), int(case.backend.capacity)
 
-    def body(full: bool, sizes: List[int], prior: Optional[Blob], value: Blob) -> None:
+    def body(full: bool, sizes: List[int], value: Blob, over: Blob) -> None:
         fill = [Blob(sizes[i % len(sizes)], i) for i in range(capacity)] if full else []
         target = "f0" if full else "target"
-        extra = "extra" if full else ""
-        out = case.run([Role("S", roles.probe_limits, (fill, target, None if full else prior, value, extra))])
+        out = case.run([Role("S", roles.probe_limits, (fill, target, value, over, "extra" if full else ""))])
         got = out.value("S")
         h = out.history
         expect(got["fill"] == ["ok"] * len(fill), case.invariant.id, got=f"filling: {_verdicts(got['fill'])}",
                expected=f"{capacity} keys of at most {max(sizes)} bytes accepted", call="set",
                history=h.format(h.of("S", "set", "fail")[:2]))
-        before = fill[0] if full else prior if prior is not None and prior.size <= top else None
-        ok = value.size <= top
-        expect((got["set"] == "ok") == ok, case.invariant.id,
-               got=f"set of {value} {'returned' if got['set'] == 'ok' else 'raised ' + str(got['set'])}",
-               expected="accepted" if ok else f"an exception (longer than max_value_size {top})", call="set",
-               history=h.format(h.of("S", "set")[-2:]))
-        want = value if ok else before
-        expect(got["after"] == (roles.digest(want.data) if want is not None else None), case.invariant.id,
-               got=f"then get({target!r}) read {_shown(got['after'])}",
-               expected=f"{want if want is not None else 'absent'} ({'stored whole' if ok else 'unchanged'})",
-               call="get", history=h.format(h.of("S", "get")[:1]))
+        stored = roles.digest(value.data)
+        expect(got["set"] == "ok" and got["after"] == stored, case.invariant.id,
+               got=f"set({target!r}, {value}): {got['set']}, then get read {_shown(got['after'])}",
+               expected=f"accepted and stored whole (max_value_size {top})", call="set",
+               history=h.format(h.of("S")[-6:]))
+        expect(got["over"] != "ok", case.invariant.id, got=f"set({target!r}, {over}) returned",
+               expected=f"an exception (longer than max_value_size {top})", call="set",
+               history=h.format(h.of("S", "set")[-1:]))
+        expect(got["after_over"] == stored, case.invariant.id,
+               got=f"after the refused set, get({target!r}) read {_shown(got['after_over'])}",
+               expected=f"{value} unchanged", call="get", history=h.format(h.of("S", "get")[-1:]))
         if full:
             _judge_full(case, got, fill, capacity, h)
 
     sizes = st.lists(st.sampled_from([0, 1, 8, 64]), min_size=1, max_size=3)
-    prior = st.none() | values(case) | st.builds(Blob, st.just(top + 1))
-    case.explore(body, full=st.booleans(), sizes=sizes, prior=prior,
-                 value=st.builds(Blob, value_sizes(case, over=1), st.integers(0, 2**16)))
+    over = st.one_of(st.just(top + 1), st.integers(top + 1, top + limits.page_size()))
+    case.explore(body, full=st.booleans(), sizes=sizes, value=values(case),
+                 over=st.builds(Blob, over, st.integers(0, 2**16)))
 
 
 def _verdicts(vs: List[str]) -> str:

@@ -88,16 +88,20 @@ def watch_with_one_handle(proc: Proc, rounds: int) -> List[Digest]:
 
 
 # --- locked read-modify-write ----------------------------------------------------------------
-def locked_increments(proc: Proc, me: int, procs: int, times: int) -> int:
-    """Add 1 to the counter ``times`` times, each get and set inside one ``locked()`` body;
-    after everyone is done, read it.  The handle is used unrecorded: thousands of calls."""
+def locked_increments(proc: Proc, me: int, procs: int, times: int, pause_us: int) -> int:
+    """Add 1 to the counter ``times`` times, each get and set inside one ``locked()`` body,
+    sleeping ``pause_us`` between them (work a real update does there; the process is
+    descheduled, and the others must still wait); after everyone is done, read it.
+    The handle is used unrecorded: thousands of calls."""
     h = proc.open("open")
     raw = h.unwrapped
     start_together(proc, me, procs)
-    proc.note("increments", f"{times} under locked()")
+    proc.note("increments", f"{times} under locked(), {pause_us} us inside")
     for _ in range(times):
         with raw.locked():
             value = raw.get(COUNTER)
+            if pause_us:
+                time.sleep(pause_us / 1e6)
             raw.set(COUNTER, str(int(value or b"0") + 1).encode())
     proc.signal(f"done-{me}")
     for other in range(procs):
@@ -150,17 +154,17 @@ def try_set(h: object, key: str, value: bytes) -> str:
     return "ok"
 
 
-def probe_limits(proc: Proc, fill: Sequence[Blob], target: str, prior: Optional[Blob], value: Blob,
+def probe_limits(proc: Proc, fill: Sequence[Blob], target: str, value: Blob, over: Blob,
                  extra: str) -> Dict[str, object]:
-    """Fill the map with ``fill`` (keys f0, f1, ...), give ``target`` its ``prior`` value, then
-    set it to ``value``; when the map is full, also try a new key ``extra``, then again after
-    deleting f1.  Returns every verdict and what the map holds after each."""
+    """Fill the map with ``fill`` (keys f0, f1, ...), set ``target`` to ``value`` and then to
+    ``over``; when the map is full, also try a new key ``extra``, then again after deleting
+    f1.  Returns every verdict and what the map holds after each."""
     h = proc.open("open")
     out: Dict[str, object] = {"fill": [try_set(h, f"f{i}", b.data) for i, b in enumerate(fill)]}
-    if prior is not None:
-        out["prior"] = try_set(h, target, prior.data)
     out["set"] = try_set(h, target, value.data)
     out["after"] = digest(h.get(target))
+    out["over"] = try_set(h, target, over.data)
+    out["after_over"] = digest(h.get(target))
     if extra:
         out["extra"] = try_set(h, extra, b"x")
         out["extra_after"] = digest(h.get(extra))
