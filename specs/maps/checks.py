@@ -64,7 +64,7 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
             for key, blob in items:
                 got = seen[key]
                 expect(got == roles.digest(blob.data), case.invariant.id,
-                       got=f"C read {key!r} as {_shown(got)}", expected=f"P{i}'s {blob} (P{i} set it and was done)",
+                       got=f"C read {key!r} as {shown(got)}", expected=f"P{i}'s {blob} (P{i} set it and was done)",
                        call="get", history=out.history.format(out.history.of(f"P{i}", "set")[-4:]))
         expect(listed == sorted(keys), case.invariant.id, got=f"keys() listed {len(listed)} keys",
                expected=f"the {len(keys)} keys set", call="keys", history=out.history.format(out.history.of("C")))
@@ -75,11 +75,12 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
     page = limits.page_size() if limits.page_size() <= int(case.backend.max_value_size) else 1
     n = min(capacity, 64)
     pinned = [{"procs": 4, "keys": [f"key{i}" for i in range(n)], "blobs": [Blob(page, i) for i in range(n)]}]
-    case.explore(body, procs=st.integers(2, 4), keys=st.lists(map_keys(), min_size=2, max_size=24, unique=True),
+    case.explore(body, scale=0.5, procs=st.integers(2, 4),
+                 keys=st.lists(map_keys(), min_size=2, max_size=24, unique=True),
                  blobs=st.lists(values(case), min_size=24, max_size=24), examples=pinned)
 
 
-def _shown(d: roles.Digest) -> str:
+def shown(d: roles.Digest) -> str:
     return "absent" if d is None else f"a {d[0]}-byte value (sha256 {d[1][:12]})"
 
 
@@ -106,7 +107,7 @@ def open_handle_sees_completed_assignments(backend: object, case: Case) -> None:
         reads = out.history.of("R", "get")
         for r, (blob, got) in enumerate(zip(rounds, seen)):
             want = None if blob is None else roles.digest(blob.data)
-            expect(got == want, case.invariant.id, got=f"round {r}: R's handle read {_shown(got)}",
+            expect(got == want, case.invariant.id, got=f"round {r}: R's handle read {shown(got)}",
                    expected=f"{'absent (W deleted it)' if blob is None else blob} (W's assignment, done before)",
                    call="get", history=out.history.format(reads[r + 1:r + 2]))
 
@@ -136,7 +137,7 @@ def locked_read_modify_write_is_exact(backend: object, case: Case) -> None:
 
     # Pinned: a pause inside every body, so that each holder is descheduled while it holds
     # the lock; a lock that does not cover the body then loses updates on any machine.
-    case.explore(body, procs=st.integers(2, 4), times=st.one_of(st.just(1), st.integers(1, 200)),
+    case.explore(body, scale=0.5, procs=st.integers(2, 4), times=st.one_of(st.just(1), st.integers(1, 200)),
                  pause_us=st.one_of(st.just(0), st.sampled_from([0, 50, 500])),
                  examples=[{"procs": 3, "times": 20, "pause_us": 500}])
 
@@ -164,7 +165,7 @@ def reader_never_sees_a_torn_value(backend: object, case: Case) -> None:
             seen = out.value(f"R{i}")
             torn = [d for d in seen if d not in written]
             expect(not torn, case.invariant.id,
-                   got=f"R{i} read {_shown(torn[0] if torn else None)} ({seen.get(torn[0], 0) if torn else 0} times)",
+                   got=f"R{i} read {shown(torn[0] if torn else None)} ({seen.get(torn[0], 0) if torn else 0} times)",
                    expected="one of the values written, whole: " + ", ".join(written.values()), call="get",
                    history=out.history.format(out.history.of(f"R{i}")[-2:] + out.history.of("W")[-2:]))
 
@@ -172,7 +173,7 @@ def reader_never_sees_a_torn_value(backend: object, case: Case) -> None:
     # Pinned: two readers and the largest values, the longest copies, where a write that
     # readers can overlap shows on any machine.
     top, page = int(case.backend.max_value_size), limits.page_size()
-    pinned = [{"initial": Blob(0), "versions": [Blob(top, 1), Blob(min(page, top - 1), 2)], "readers": 2,
-               "rounds": 300}] if top > 1 else []
-    case.explore(body, initial=values(case), versions=distinct, readers=st.integers(1, 2),
+    pinned = [{"initial": Blob(0), "versions": [Blob(min(page, top - 1), 1), Blob(min(2 * page, top), 2)],
+               "readers": 2, "rounds": 1000}] if top > 1 else []
+    case.explore(body, scale=0.5, initial=values(case), versions=distinct, readers=st.integers(1, 2),
                  rounds=st.integers(20, 100), examples=pinned)

@@ -13,7 +13,7 @@ from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from ..strategies import Blob
 from . import roles
-from .checks import _shown, map_keys, values
+from .checks import shown, map_keys, values
 from .protocol import NAMED_ATTACH
 
 FAMILY = "map"
@@ -60,7 +60,7 @@ def get_returns_the_last_value_set_or_none_once_deleted(backend: object, case: C
 
 def _result(r: object) -> str:
     if isinstance(r, tuple) or r is None:
-        return _shown(r)  # type: ignore[arg-type]
+        return shown(r)  # type: ignore[arg-type]
     return repr(r)
 
 
@@ -69,9 +69,9 @@ def _result(r: object) -> str:
     rule="A value up to max_value_size is stored whole; a longer one, or a new key when the map holds "
          "capacity keys, raises and changes nothing (no prefix stored, no key dropped or evicted); "
          "replacing a present key's value at capacity, or adding a key after a delete, is accepted.",
-    source="Python docs multiprocessing.shared_memory (a block has a fixed size) and struct/memoryview "
-           "(slice assignment of the wrong length raises); SQLite 'Limits In SQLite' (SQLITE_TOOBIG, "
-           "never a cut value)",
+    source="Python docs multiprocessing.shared_memory (a block has a fixed size) and memoryview (slice "
+           "assignment cannot resize); sqlite.org 'Limits In SQLite' (a string or BLOB over the limit is "
+           "an SQLITE_TOOBIG error, not a shortened value)",
     placements=["fork"],
 )
 def over_limit_assignment_is_rejected_not_truncated(backend: object, case: Case) -> None:
@@ -88,14 +88,14 @@ def over_limit_assignment_is_rejected_not_truncated(backend: object, case: Case)
                history=h.format(h.of("S", "set", "fail")[:2]))
         stored = roles.digest(value.data)
         expect(got["set"] == "ok" and got["after"] == stored, case.invariant.id,
-               got=f"set({target!r}, {value}): {got['set']}, then get read {_shown(got['after'])}",
+               got=f"set({target!r}, {value}): {got['set']}, then get read {shown(got['after'])}",
                expected=f"accepted and stored whole (max_value_size {top})", call="set",
                history=h.format(h.of("S")[-6:]))
         expect(got["over"] != "ok", case.invariant.id, got=f"set({target!r}, {over}) returned",
                expected=f"an exception (longer than max_value_size {top})", call="set",
                history=h.format(h.of("S", "set")[-1:]))
         expect(got["after_over"] == stored, case.invariant.id,
-               got=f"after the refused set, get({target!r}) read {_shown(got['after_over'])}",
+               got=f"after the refused set, get({target!r}) read {shown(got['after_over'])}",
                expected=f"{value} unchanged", call="get", history=h.format(h.of("S", "get")[-1:]))
         if full:
             _judge_full(case, got, fill, capacity, h)
@@ -113,7 +113,7 @@ def _verdicts(vs: List[str]) -> str:
 
 def _judge_full(case: Case, got: Dict[str, Any], fill: List[Blob], capacity: int, h: Any) -> None:
     expect(got["extra"] != "ok" and got["extra_after"] is None and got["keys"] == capacity, case.invariant.id,
-           got=f"a new key in the full map: {got['extra']}, then read as {_shown(got['extra_after'])}, "
+           got=f"a new key in the full map: {got['extra']}, then read as {shown(got['extra_after'])}, "
                f"{got['keys']} keys listed",
            expected=f"an exception, the key absent and still {capacity} keys", call="set",
            history=h.format(h.of("S", "set")[-2:]))
@@ -155,7 +155,7 @@ def attacher_exit_leaves_the_map_intact(backend: object, case: Case) -> None:
                call="subprocess", history=out.history.format() + f"\nits output:\n{tail}")
         for k, b in old + own:
             expect(now[k] == roles.digest(b.data), case.invariant.id,
-                   got=f"after it exited ({how}), {k!r} read as {_shown(now[k])}",
+                   got=f"after it exited ({how}), {k!r} read as {shown(now[k])}",
                    expected=f"{b} (set {'before' if k.startswith('old') else 'by it'}; Python "
                             f"{sys.version.split()[0]})", call="get", history=out.history.format())
 
