@@ -13,7 +13,7 @@ from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from ..strategies import Blob
 from . import roles
-from .checks import shown, map_keys, values
+from .checks import map_keys, shown, values
 from .protocol import NAMED_ATTACH
 
 FAMILY = "map"
