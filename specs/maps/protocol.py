@@ -19,7 +19,8 @@ Besides the kind's attributes a map backend states two limits, which the
 checks probe at and just past the boundary:
 
 * ``max_value_size``  the longest value ``set`` accepts, in bytes;
-* ``capacity``        how many keys the map holds at most.
+* ``capacity``        how many keys the map holds at most (filled and probed only up to
+                      1024 keys; a larger capacity is taken on trust).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ THREAD_SAFE = "thread_safe"
 #: Keys every backend must accept: 1 to MAX_KEY_LEN characters of KEY_ALPHABET.
 MAX_KEY_LEN = 64
 KEY_ALPHABET = string.ascii_letters + string.digits + "_-."
+#: The largest max_value_size a backend may state (16 MiB).
+MAX_VALUE_SIZE = 1 << 24
 
 MAP = register_kind(
     Kind(
@@ -56,7 +59,9 @@ MAP = register_kind(
             "thread)",
         },
         channel_members=("open",),
-        int_attributes=(IntAttribute("max_value_size", 0, 2**31 - 1), IntAttribute("capacity", 1, 2**31 - 1)),
+        # max_value_size: the limits check writes a value of that size and one byte more,
+        # so it is kept to what a worker can allocate many times over.
+        int_attributes=(IntAttribute("max_value_size", 1, MAX_VALUE_SIZE), IntAttribute("capacity", 1, 2**31 - 1)),
     )
 )
 
