@@ -288,6 +288,8 @@ class SqliteMapHandle:
 class SqliteMapChannel:
     """A database in the example's private directory, in WAL mode (readers never wait for the writer)."""
 
+    handle_cls = SqliteMapHandle
+
     def __init__(self, path: str, capacity: int, max_value: int) -> None:
         self.path = path
         self.capacity = capacity
@@ -301,7 +303,7 @@ class SqliteMapChannel:
             db.close()
 
     def open(self) -> SqliteMapHandle:
-        return SqliteMapHandle(self.path, self.capacity, self.max_value)
+        return self.handle_cls(self.path, self.capacity, self.max_value)
 
     def detach(self) -> None:
         pass

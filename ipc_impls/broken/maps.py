@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import pickle
+import sqlite3
 import threading
 from multiprocessing import resource_tracker, shared_memory
 from typing import Any, ContextManager, Dict, FrozenSet, List, Optional
@@ -20,7 +21,19 @@ from ipc_specs.harness.resources import Scope
 from ipc_specs.maps import protocol as p
 from ipc_specs.shm.protocol import remove_posix_shm
 
-from ..maps import _PRIVATE, MmapMapBackend, MmapMapChannel, SlotMapHandle, SlotTable, check_key, check_value
+from ..maps import (
+    _PRIVATE,
+    BUSY_TIMEOUT_S,
+    MmapMapBackend,
+    MmapMapChannel,
+    SlotMapHandle,
+    SlotTable,
+    SqliteMapBackend,
+    SqliteMapChannel,
+    SqliteMapHandle,
+    check_key,
+    check_value,
+)
 from . import Exhibit
 
 
@@ -137,6 +150,37 @@ class CachedSlotHandle(SlotMapHandle):
 
 class CachedMapChannel(MmapMapChannel):
     handle_cls = CachedSlotHandle
+
+
+class SnapshotReadHandle(SqliteMapHandle):
+    """Reads through a second connection that stays in one read transaction ("a transaction
+    per get is slow; BEGIN once"): in WAL mode that transaction keeps reading the snapshot
+    taken at its first read, and never sees a later commit."""
+
+    def __init__(self, path: str, capacity: int, max_value: int) -> None:
+        super().__init__(path, capacity, max_value)
+        self.reader = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self.reader.execute("BEGIN")
+
+    def get(self, key: str) -> Optional[bytes]:
+        check_key(key)
+        row = self.reader.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def close(self) -> None:
+        self.reader.close()
+        super().close()
+
+
+class SnapshotReadChannel(SqliteMapChannel):
+    handle_cls = SnapshotReadHandle
+
+
+class SnapshotReadBackend(SqliteMapBackend):
+    name = "broken-sqlite-map-one-read-transaction"
+
+    def setup(self, scope: Scope) -> SqliteMapChannel:
+        return SnapshotReadChannel(scope.path("map"), self.capacity, self.max_value_size)
 
 
 # --- locked_read_modify_write_is_exact ---------------------------------------------------------
@@ -285,6 +329,8 @@ EXHIBITS: List[Exhibit] = [
             "once keeps only one of their keys."),
     Exhibit(_variant("broken-cached-map", CachedMapChannel), "open_handle_sees_completed_assignments",
             "A handle that answers from a dict read at open never sees what other processes set later."),
+    Exhibit(SnapshotReadBackend(), "open_handle_sees_completed_assignments",
+            "A read transaction kept open across gets reads one WAL snapshot forever: end it after each read."),
     Exhibit(_variant("broken-unlocked-update-map", UnlockedUpdateChannel), "locked_read_modify_write_is_exact",
             "An atomic get and an atomic set do not make an atomic increment: the pair needs one lock."),
     Exhibit(_variant("broken-map-lock-released-early", EarlyReleaseChannel), "locked_read_modify_write_is_exact",
