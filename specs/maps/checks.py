@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from hypothesis import strategies as st
 
 from .. import limits
+from ..harness.history import INVOKE, Event, History
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from ..strategies import Blob
@@ -69,7 +70,8 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
                 got = seen[key]
                 expect(got == roles.digest(blob.data), case.invariant.id,
                        got=f"C read {key!r} as {shown(got)}", expected=f"P{i}'s {blob} (P{i} set it and was done)",
-                       call="get", history=out.history.format(out.history.of(f"P{i}", "set")[-4:]))
+                       call="get", history=out.history.format(_calls(out.history, f"P{i}", "set", key)
+                                                              + _calls(out.history, "C", "get", key)))
         expect(listed == sorted(keys), case.invariant.id, got=f"keys() listed {len(listed)} keys",
                expected=f"the {len(keys)} keys set", call="keys", history=out.history.format(out.history.of("C")))
 
@@ -82,6 +84,13 @@ def concurrent_assignments_of_distinct_keys_all_survive(backend: object, case: C
     case.explore(body, scale=0.5, procs=st.integers(2, 4),
                  keys=st.lists(map_keys(), min_size=2, max_size=24, unique=True),
                  blobs=st.lists(values(case), min_size=24, max_size=24), examples=pinned)
+
+
+def _calls(h: History, proc: str, op: str, key: str) -> List[Event]:
+    """The invoke and return of ``proc``'s first ``op`` of ``key`` (the history cuts keys short)."""
+    invoked = [e for e in h.of(proc, op, INVOKE) if e.detail.startswith(repr(key)[:20])][:1]
+    after = [e for e in h.of(proc, op) if invoked and e.t_ns > invoked[0].t_ns][:1]
+    return invoked + after
 
 
 def shown(d: roles.Digest) -> str:
