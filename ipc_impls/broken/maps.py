@@ -15,7 +15,7 @@ import pickle
 import sqlite3
 import threading
 from multiprocessing import resource_tracker, shared_memory
-from typing import Any, ContextManager, Dict, FrozenSet, List, Optional
+from typing import Any, ContextManager, Dict, FrozenSet, Iterator, List, Optional
 
 from ipc_specs.harness.resources import Scope
 from ipc_specs.maps import protocol as p
@@ -209,6 +209,27 @@ class EarlyReleaseChannel(MmapMapChannel):
     handle_cls = EarlyReleaseHandle
 
 
+class LockfHandle(SlotMapHandle):
+    """Locks with fcntl.lockf (POSIX record locks) instead of flock ("lockf works over NFS"),
+    and claims thread_safe: record locks belong to the process, so a thread's lock never
+    excludes another thread of the same process."""
+
+    @contextlib.contextmanager
+    def _hold(self, op: int) -> Iterator[None]:
+        if self._depth:
+            yield
+            return
+        fcntl.lockf(self.lock_fd, op)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self.lock_fd, fcntl.LOCK_UN)
+
+
+class LockfChannel(MmapMapChannel):
+    handle_cls = LockfHandle
+
+
 # --- reader_never_sees_a_torn_value ------------------------------------------------------------
 class CopyOutsideLockHandle(SlotMapHandle):
     """Takes the lock only to find the slot, then copies the value in small pieces
@@ -335,6 +356,9 @@ EXHIBITS: List[Exhibit] = [
             "An atomic get and an atomic set do not make an atomic increment: the pair needs one lock."),
     Exhibit(_variant("broken-map-lock-released-early", EarlyReleaseChannel), "locked_read_modify_write_is_exact",
             "A lock taken in a with block around return is released before the caller's body runs."),
+    Exhibit(_variant("broken-lockf-map", LockfChannel), "locked_read_modify_write_is_exact",
+            "fcntl record locks (lockf) belong to the process, so they do not exclude its other threads.",
+            placement="thread"),
     Exhibit(_variant("broken-copy-outside-lock-map", CopyOutsideLockChannel), "reader_never_sees_a_torn_value",
             "A value copied after the lock is released can be read half old, half new."),
     Exhibit(_variant("broken-empty-is-absent-map", EmptyIsAbsentChannel),
