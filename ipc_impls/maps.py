@@ -46,9 +46,8 @@ def check_value(value: bytes, limit: int) -> bytes:
 class SlotTable:
     """``capacity`` slots of (used, key length, value length, key, value) in a buffer.
 
-    The table itself knows nothing of locks: every caller holds the map's lock,
-    shared for reads and exclusive for writes, so a reader never sees a slot
-    half-written (flock(2)).
+    The table itself knows nothing of locks: every caller holds the map's lock
+    (flock(2)), so a reader never sees a slot half-written.
     """
 
     MAGIC = b"ipcmap1\0"
@@ -113,7 +112,12 @@ class SlotTable:
 
 
 class SlotMapHandle:
-    """A handle over a slot table: ``lock_fd`` carries flock(2), shared for reads, exclusive for writes."""
+    """A handle over a slot table; ``lock_fd`` carries its flock(2) lock."""
+
+    #: Reads lock exclusively too.  flock(2) grants a shared lock even while a writer waits,
+    #: so readers whose shared locks keep overlapping (looping readers on several cores) keep
+    #: the writer waiting as long as they do; an exclusive lock is free at every release.
+    READ_LOCK = fcntl.LOCK_EX
 
     def __init__(self, buf: Any, lock_fd: int, closer: Any) -> None:
         self.table = SlotTable(buf)
@@ -134,7 +138,7 @@ class SlotMapHandle:
 
     def get(self, key: str) -> Optional[bytes]:
         raw = check_key(key)
-        with self._hold(fcntl.LOCK_SH):
+        with self._hold(self.READ_LOCK):
             slot, _ = self.table.find(raw)
             return self.table.value(slot) if slot >= 0 else None
 
@@ -155,7 +159,7 @@ class SlotMapHandle:
             return slot >= 0
 
     def keys(self) -> List[str]:
-        with self._hold(fcntl.LOCK_SH):
+        with self._hold(self.READ_LOCK):
             return self.table.keys()
 
     @contextlib.contextmanager

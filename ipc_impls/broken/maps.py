@@ -132,7 +132,7 @@ class CachedSlotHandle(SlotMapHandle):
 
     def __init__(self, buf: Any, lock_fd: int, closer: Any) -> None:
         super().__init__(buf, lock_fd, closer)
-        with self._hold(fcntl.LOCK_SH):
+        with self._hold(self.READ_LOCK):
             self.cache = {k: self.table.value(self.table.find(k.encode())[0]) for k in self.table.keys()}
 
     def get(self, key: str) -> Optional[bytes]:
