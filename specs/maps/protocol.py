@@ -68,13 +68,18 @@ MAP = register_kind(
 
 class MapHandle(Protocol):
     """One process's (or thread's) view of the map.  Every call reads or writes the
-    shared map itself: a handle keeps no copy that could go stale."""
+    shared map itself: a handle keeps no copy that could go stale (mmap(2)
+    MAP_SHARED stores are seen by every mapping; an SQLite read outside a
+    transaction starts from the latest commit)."""
 
     def get(self, key: str) -> Optional[bytes]:
-        """The value stored under ``key`` now, or None when the key is absent.
+        """The value stored under ``key`` now, or None when the key is absent (as
+        ``dict.get`` answers a missing key; Python docs "Mapping Types").
 
         The value is one that some ``set`` stored, whole: never part of one value
-        and part of another, even while another process is setting the key."""
+        and part of another, even while another process is setting the key (a
+        reader that holds the lock the writer holds, flock(2), or reads a
+        committed SQLite state, sees no write half done)."""
 
     def set(self, key: str, value: bytes) -> None:
         """Store ``value`` under ``key``; once this returns, a ``get`` in any process sees it.
@@ -82,23 +87,28 @@ class MapHandle(Protocol):
         A value longer than ``max_value_size``, or a new key when the map already
         holds ``capacity`` keys, raises an exception (``ValueError`` and
         ``MapFull`` in the references) and changes nothing: never a stored
-        prefix, never a silently dropped key.  Replacing the value of a key
-        already present is not limited by ``capacity``."""
+        prefix, never a silently dropped key (SQLite answers an over-long BLOB
+        with SQLITE_TOOBIG, "Limits In SQLite"; a memoryview slice assignment
+        cannot resize, Python docs).  Replacing the value of a key already
+        present is not limited by ``capacity``."""
 
     def delete(self, key: str) -> bool:
-        """Remove ``key``; True if it was present."""
+        """Remove ``key``; True if it was present (``dict.pop(key, None)`` semantics)."""
 
     def keys(self) -> List[str]:
         """Every key present now, in any order."""
 
     def locked(self) -> ContextManager[None]:
-        """(``locked_update``) A context manager holding the map's lock for its whole body
-        (flock(2) LOCK_EX, SQLite BEGIN IMMEDIATE): get, set and delete of this
-        handle inside the body run under it, and no other handle's ``locked()``
-        body runs at the same time."""
+        """(``locked_update``) A context manager holding the map's lock for its whole body:
+        get, set and delete of this handle inside the body run under it, and no other
+        handle's ``locked()`` body runs at the same time.  The references take
+        flock(2) LOCK_EX (one holder per lock at a time) and SQLite BEGIN IMMEDIATE
+        (the write lock, taken at BEGIN rather than at the first write)."""
 
     def close(self) -> None:
-        """Drop this handle; the map and its contents live on."""
+        """Drop this handle; the map and its contents live on (as closing a
+        SharedMemory instance leaves the block for others, Python docs; unlinking
+        is the channel's teardown)."""
 
 
 class MapChannel(Protocol):
