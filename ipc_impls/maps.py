@@ -7,8 +7,9 @@ workers and fresh interpreters open them by name.  Both claim ``locked_update``,
 its own open file description or connection, and flock(2) locks of different
 descriptions exclude each other even within one process).
 
-What is honestly *not* promised: durability across a power cut (no fsync), and
-sharing one handle between threads.
+What is honestly *not* promised (and not claimed): durability across a power cut (no
+fsync), sharing one handle between threads, and, for the slot map, a whole value
+after a writer is killed in the middle of ``set`` (it has no journal; SQLite has).
 """
 
 from __future__ import annotations
