@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, List
 
-_MODULES = ["streams", "adapters", "shm", "files", "semaphores", "queues", "mp_queues", "signals", "timeouts", "arrow"]
+_MODULES = ["streams", "adapters", "shm", "files", "semaphores", "queues", "mp_queues", "signals", "timeouts", "arrow",
+            "maps"]
 
 
 def reference_backends() -> List[Any]:

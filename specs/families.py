@@ -13,3 +13,4 @@ from . import semaphores  # noqa: F401
 from . import queues  # noqa: F401
 from . import signals, timeouts  # noqa: F401
 from . import arrow  # noqa: F401
+from . import maps  # noqa: F401
