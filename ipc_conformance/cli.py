@@ -110,7 +110,7 @@ def _check_backends(specs: List[str]) -> None:
 
 def _module_for(kind: str) -> str:
     return {"stream": "streams", "queue": "queues", "semaphore": "semaphores", "signal": "signals",
-            "timeout": "timeouts", "shm": "shm", "arrow": "arrow", "file": "files"}.get(kind, kind)
+            "timeout": "timeouts", "shm": "shm", "arrow": "arrow", "file": "files", "map": "maps"}.get(kind, kind)
 
 
 def cmd_list(ns: argparse.Namespace) -> int:

@@ -203,3 +203,13 @@ def test_list_is_a_preflight_step(tmp_path: Path) -> None:
     malformed = subprocess.run([cli, "list", "--backend", "no-colon"], capture_output=True, text=True, timeout=120)
     assert malformed.returncode != 0 and "Traceback" not in malformed.stderr
     assert malformed.stderr.strip().splitlines() == [malformed.stderr.strip()] and "--backend" in malformed.stderr
+
+
+def test_every_family_can_be_selected_by_name() -> None:
+    import importlib.util
+
+    from ipc_conformance.cli import _module_for
+    from ipc_specs import kinds
+
+    for kind in kinds():
+        assert importlib.util.find_spec(f"ipc_conformance.suite.test_{_module_for(kind)}"), kind
