@@ -129,9 +129,22 @@ class RaisesUnexpected(PipeBackend):
 '''
 
 
+# Loaded into the sub-runs of run() with -p: Hypothesis's default profile without the shrink
+# (and explain) phases, which the harness inherits because it sets phases only to turn shrinking
+# off.  No test here asserts a minimal example, only verdicts and messages, which the first
+# failing example and its replays already give; shrinking one took 20-80 s of a sub-run.  The
+# chaos run (test_chaos.py) still shrinks, and checks that nothing outlives it.
+NO_SHRINK_PLUGIN = """
+from hypothesis import Phase, settings
+settings.register_profile("ipcc-selftest-no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target])
+settings.load_profile("ipcc-selftest-no-shrink")
+"""
+
+
 def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str, str], ...] = ()
         ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     (tmp / "badbackends.py").write_text(BAD_MODULE)
+    (tmp / "ipcc_no_shrink.py").write_text(NO_SHRINK_PLUGIN)
     (tmp / "raises_at_import.py").write_text("raise RuntimeError('boom at import')\n")
     (tmp / "exits_at_import.py").write_text("raise SystemExit(3)\n")
     # Roots go to IPCC_TMPDIR (else /dev/shm): point both there, so the test sees all.
@@ -139,7 +152,7 @@ def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str,
                **dict(env_extra))
     (tmp / "tmp").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider",
-           "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
+           "-p", "ipcc_no_shrink", "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
 
 
