@@ -21,12 +21,6 @@ from ipc_impls.broken.chaos import CHAOS, CHECKED, Chaos
 
 from .test_plugin import assert_nothing_left
 
-# One xdist worker runs all of this module, so the chaos run below happens once: a module
-# fixture is made once per worker, and plain `-n 2` (--dist load) may hand this module's tests
-# to both.  With --dist loadgroup (tox.ini) the group is also scheduled first, being the largest
-# unit, so its minutes overlap the rest of the run instead of trailing it.
-pytestmark = pytest.mark.xdist_group("chaos")
-
 
 @pytest.fixture(scope="module")
 def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:

@@ -182,7 +182,6 @@ def unloadable_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.Compl
                "-k", "test_backend_is_valid")
 
 
-@pytest.mark.xdist_group("unloadable")  # the sub-run above once, on one worker
 @pytest.mark.parametrize(("spec", "message"), UNLOADABLE)
 def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(
         unloadable_run: subprocess.CompletedProcess, spec: str, message: str) -> None:  # type: ignore[type-arg]
