@@ -129,9 +129,22 @@ class RaisesUnexpected(PipeBackend):
 '''
 
 
+# Loaded into the sub-runs of run() with -p: Hypothesis's default profile without the shrink
+# (and explain) phases, which the harness inherits because it sets phases only to turn shrinking
+# off.  No test here asserts a minimal example, only verdicts and messages, which the first
+# failing example and its replays already give; shrinking one took 20-80 s of a sub-run.  The
+# chaos run (test_chaos.py) still shrinks, and checks that nothing outlives it.
+NO_SHRINK_PLUGIN = """
+from hypothesis import Phase, settings
+settings.register_profile("ipcc-selftest-no-shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target])
+settings.load_profile("ipcc-selftest-no-shrink")
+"""
+
+
 def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str, str], ...] = ()
         ) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
     (tmp / "badbackends.py").write_text(BAD_MODULE)
+    (tmp / "ipcc_no_shrink.py").write_text(NO_SHRINK_PLUGIN)
     (tmp / "raises_at_import.py").write_text("raise RuntimeError('boom at import')\n")
     (tmp / "exits_at_import.py").write_text("raise SystemExit(3)\n")
     # Roots go to IPCC_TMPDIR (else /dev/shm): point both there, so the test sees all.
@@ -139,15 +152,11 @@ def run(tmp: Path, *args: str, timeout: float = 240, env_extra: Tuple[Tuple[str,
                **dict(env_extra))
     (tmp / "tmp").mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider",
-           "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
+           "-p", "ipcc_no_shrink", "-q", "--ipc-deadline", "2", "--ipc-placements", "fork", *args]
     return subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def valid_only(spec: str) -> List[str]:
-    return ["--ipc-backend", spec, "--ipc-backend", "ipc_impls.streams:PipeBackend", "-k", "test_backend_is_valid"]
-
-
-@pytest.mark.parametrize(("spec", "message"), [
+UNLOADABLE = [
     ("raises_at_import:X", "importing module 'raises_at_import' failed: RuntimeError: boom at import"),
     ("exits_at_import:X", "importing module 'exits_at_import' failed: SystemExit: 3"),
     ("no_such_module:X", "No module named 'no_such_module'"),
@@ -161,12 +170,31 @@ def valid_only(spec: str) -> List[str]:
     ("badbackends:NegativeMaxValue", "max_value must be between 1 and 9223372036854775807, got -1"),
     ("badbackends:HugeMaxValue", "max_value must be between 1 and 9223372036854775807, got 10000"),
     ("badbackends:NoOverflowError", "must state overflow_error as a non-empty str, got None"),
-])
-def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(tmp_path: Path, spec: str, message: str) -> None:
-    out = run(tmp_path, *valid_only(spec))
+]
+
+
+@pytest.fixture(scope="module")
+def unloadable_run(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    """One sub-run with every backend that cannot load, and os-pipe: each test below reads its
+    own backend's part.  (One run per backend cost a pytest start-up each.)"""
+    specs = [arg for spec, _ in UNLOADABLE for arg in ("--ipc-backend", spec)]
+    return run(tmp_path_factory.mktemp("unloadable"), *specs, "--ipc-backend", "ipc_impls.streams:PipeBackend",
+               "-k", "test_backend_is_valid")
+
+
+@pytest.mark.parametrize(("spec", "message"), UNLOADABLE)
+def test_a_backend_that_cannot_load_is_named_and_the_others_still_run(
+        unloadable_run: subprocess.CompletedProcess, spec: str, message: str) -> None:  # type: ignore[type-arg]
+    out = unloadable_run
     assert out.returncode == 1, out.stdout + out.stderr
-    assert message in out.stdout, out.stdout
-    assert "1 failed, 1 passed" in out.stdout  # os-pipe still loaded and was checked
+    # Its own failure, with its message: pytest's failure list names the spec, and so do the
+    # assertion of test_backend_is_valid and the matrix.
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED ")]
+    assert any(f"::test_backend_is_valid[{spec}]" in line for line in failed), out.stdout
+    about = "\n".join(line for line in out.stdout.splitlines() if f"backend {spec}" in line)
+    assert message in about, out.stdout
+    # One failure per backend that cannot load, and os-pipe still loaded and was checked.
+    assert f"{len(UNLOADABLE)} failed, 1 passed" in out.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
