@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant, short_repr
-from ..strategies import Blob, blobs, boundary_sizes
+from ..strategies import Blob, anchored_integers, blobs, boundary_sizes
 from . import roles
 from .protocol import EXACT_SIZE, NAMED_ATTACH, READ_ONLY_ATTACH
 
@@ -24,9 +24,7 @@ FAMILY = "shm"
 
 def segment_sizes(*, min_size: int = 1) -> st.SearchStrategy[int]:
     """Requested sizes, biased to 1 and the page boundaries where rounding shows."""
-    page = limits.page_size()
-    return st.one_of(st.sampled_from([s for s in (1, page - 1, page, page + 1, 3 * page + 1) if s >= min_size]),
-                     boundary_sizes(max_size=3 * page + 1, min_size=min_size))
+    return boundary_sizes(max_size=3 * limits.page_size() + 1, min_size=min_size)
 
 
 def _layout(payloads: List[Blob], gaps: List[int], tail: int) -> Tuple[List[roles.Region], int]:
@@ -66,7 +64,7 @@ def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> 
 
     case.explore(body, payloads=st.integers(2, 4).flatmap(
         lambda k: st.lists(blobs(max_size=page + 1, min_size=1), min_size=k, max_size=k)),
-        gaps=st.lists(st.one_of(st.just(0), st.integers(0, page)), min_size=4, max_size=4),
+        gaps=st.lists(anchored_integers(0, page, [0, 1, page - 1]), min_size=4, max_size=4),
         tail=st.sampled_from([0, 1, page]))
 
 

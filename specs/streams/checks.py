@@ -17,7 +17,7 @@ from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.history import INVOKE
 from ..harness.run import KILL_KEY, Case, Outcome, Role
 from ..invariant import Level, expect, invariant, short_repr
-from ..strategies import Blob, delays_ms, read_sizes, write_plans
+from ..strategies import Blob, anchored_integers, delays_ms, read_sizes, write_plans
 from . import roles
 from .protocol import (
     ATOMIC_PIPE_BUF,
@@ -173,7 +173,7 @@ def small_writes_never_interleave(backend: object, case: Case) -> None:
             seq[w] = seq.get(w, 0) + 1
 
     case.explore(body, writers=st.integers(2, 8), records=st.integers(1, 40),
-                 size=st.one_of(st.sampled_from([pb, pb - 1, 2, 512]), st.integers(2, pb)))
+                 size=anchored_integers(2, pb, [2, 512, pb - 1, pb]))
 
 
 @invariant(
