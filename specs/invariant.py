@@ -167,11 +167,16 @@ def expect(ok: bool, invariant: str, *, got: object, expected: str, call: str, h
     """Raise a :class:`Violation` unless ``ok``; ``got`` is shown with ``repr`` when not a str,
     or, when it is bytes and ``want`` is given, by where the two part."""
     if not ok:
-        if isinstance(got, (bytes, bytearray)) and want is not None:
-            shown = describe_bytes_mismatch(bytes(got), want)
-        else:
-            shown = got if isinstance(got, str) else short_repr(got)
+        shown = got if isinstance(got, str) else shown_against(got, want)
         raise Violation(invariant, got=shown, expected=expected, call=call, history=history)
+
+
+def shown_against(got: object, want: object) -> str:
+    """``got`` for a failure message: where it parts from ``want`` when both are byte strings
+    (see :func:`describe_bytes_mismatch`), else its short repr."""
+    if isinstance(got, (bytes, bytearray)) and isinstance(want, (bytes, bytearray)):
+        return describe_bytes_mismatch(bytes(got), bytes(want))
+    return short_repr(got)
 
 
 def _hex_at(data: bytes, start: int, count: int) -> str:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from ipc_impls.broken import all_exhibits
 from ipc_specs import Harness, Violation, check, limits
-from ipc_specs.invariant import describe_bytes_mismatch
+from ipc_specs.invariant import describe_bytes_mismatch, expect, shown_against
 from ipc_specs.strategies import Blob, anchored_integers, blobs, boundary_sizes, kernel_edges, read_sizes
 
 DEEP = 4 * max(limits.socket_buffers() + [limits.pipe_capacity()])
@@ -133,3 +133,11 @@ def test_no_24_byte_prefix_is_printed_twice() -> None:
     want = Blob(100, 2).data
     text = describe_bytes_mismatch(want[:60] + b"\x00" * 40, want)
     assert repr(want[:24])[2:-1] not in text
+
+
+def test_expect_with_want_shows_where_bytes_part() -> None:
+    with pytest.raises(Violation) as caught:
+        expect(False, "some_invariant", got=b"abcX", want=b"abcd", expected="the writer's bytes", call="read")
+    assert caught.value.got == ("first difference at byte 3 (got 0x58, want 0x64); both 4 bytes; "
+                                "from there got 58, want 64")
+    assert shown_against("EAGAIN", b"ab") == "'EAGAIN'" and shown_against(b"ab", b"ab") == "the same 2 bytes"
