@@ -71,8 +71,8 @@ def build(proc: Proc, end: Any, claims: FrozenSet[str], limits: QueueLimits, bud
     """A machine class bound to one endpoint and one backend's claims."""
     top = max_size(limits, 256)
     low = 0 if EMPTY_MESSAGES in claims else 1
-    # One process sends before it receives: messages stay small enough never to fill a
-    # buffer-backed queue that claims no maximum (its sender would wait for itself).
+    # One process sends before it receives: messages stay small (256 bytes at most), so that
+    # a socket or pipe queue claiming no capacity never fills (its sender would wait for itself).
     data = st.builds(_bytes_of, anchored_integers(low, top, [low, low + 1, top - 1, top]), st.integers(0, 99))
     if PRIORITIES in claims:
         prio = int(limits.max_priority or 0)
