@@ -59,29 +59,31 @@ def anchored_integers(lo: int, hi: int, anchors: Iterable[int], *, weight: float
 
     ``one_of(sampled_from(anchors), integers(lo, hi))`` cannot be shrunk across its branches:
     the same bug shrank to 4095 bytes in one run and to 256 in another.  Here a size is
-    ``min(n, cap)``: ``n`` any integer in ``[lo, hi]``, ``cap`` one of the anchors (about
-    ``weight`` of the time) or ``hi``.  Both draws shrink towards ``lo`` and the size grows
+    ``min(n, cap)``: ``cap`` one of the anchors (about ``weight`` of the time) or ``hi``, and
+    ``n`` an integer from ``lo`` to half the range past ``hi`` (a third of its draws stand for
+    ``hi``, so that ``hi`` and the anchors just below it come up too: without the overshoot an
+    anchor comes up only when ``n`` reaches it).  Both draws shrink towards ``lo``, the size grows
     with each, and "size > X" holds exactly when ``n > X`` and ``cap > X``, so a failure at
     every size above X shrinks to the one example ``n = X + 1``, ``cap`` = the first anchor
     above X: the size X + 1, whichever failing example was found first.
 
-    ``deep`` draws ``n`` about uniformly over the range; without it, ``n`` follows
+    ``deep`` draws ``n`` about uniformly; without it, ``n`` follows
     Hypothesis's own preference for small values.
     """
     if lo > hi:
         raise ValueError(f"empty range {lo}…{hi}")
     caps = sorted({a for a in anchors if lo <= a <= hi} | {hi})
     uncapped = max(0, round(len(caps) * (1 - weight) / weight))
-    return _capped(lo, hi, tuple(caps + [hi] * uncapped), _FAR if deep else 0)
+    return _capped(lo, hi + (hi - lo) // 2, tuple(caps + [hi] * uncapped), _FAR if deep else 0)
 
 
 @st.composite
-def _capped(draw: st.DrawFn, lo: int, hi: int, caps: Tuple[int, ...], shift: int) -> int:
+def _capped(draw: st.DrawFn, lo: int, past: int, caps: Tuple[int, ...], shift: int) -> int:
     # Hypothesis draws an integer near zero far more often than one far from it; shifted far
-    # from zero the draw is about uniform over [lo, hi], so deep sizes are as likely as shallow
+    # from zero the draw is about uniform over [lo, past], so deep sizes are as likely as shallow
     # ones (anchors 0, 1, 2 keep the smallest likely).  Composite, not .map(): Hypothesis
     # prints a mapped value as the call ``f(n)``.
-    n = draw(st.integers(shift + lo, shift + hi)) - shift
+    n = draw(st.integers(shift + lo, shift + past)) - shift
     return min(n, caps[draw(st.integers(0, len(caps) - 1))])
 
 

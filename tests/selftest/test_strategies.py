@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from ipc_impls.broken import all_exhibits
 from ipc_specs import Harness, Violation, check, limits
 from ipc_specs.invariant import describe_bytes_mismatch, expect, shown_against
+from ipc_specs.queues.common import UNBOUNDED_CAP, payload_sizes, unbounded_top
+from ipc_specs.queues.protocol import QueueLimits
 from ipc_specs.strategies import Blob, anchored_integers, blobs, boundary_sizes, kernel_edges, read_sizes
 
 DEEP = 4 * max(limits.socket_buffers() + [limits.pipe_capacity()])
@@ -141,3 +143,24 @@ def test_expect_with_want_shows_where_bytes_part() -> None:
     assert caught.value.got == ("first difference at byte 3 (got 0x58, want 0x64); both 4 bytes; "
                                 "from there got 58, want 64")
     assert shown_against("EAGAIN", b"ab") == "'EAGAIN'" and shown_against(b"ab", b"ab") == "the same 2 bytes"
+
+
+class _Claims:
+    """Enough of a Case for the payload strategies: it claims everything."""
+
+    def claims(self, capability: str) -> bool:
+        return True
+
+
+def test_queue_payloads_without_a_maximum_go_past_every_buffer() -> None:
+    top = unbounded_top()
+    deepest = max(limits.socket_buffers() + [limits.pipe_capacity()])
+    assert deepest < top <= UNBOUNDED_CAP
+    draws = _draws(payload_sizes(_Claims(), QueueLimits()))  # type: ignore[arg-type]
+    assert max(draws) <= top and sum(d > deepest for d in draws) >= 0.1 * len(draws)
+
+
+def test_queue_payloads_with_a_maximum_hit_it_often() -> None:
+    draws = _draws(payload_sizes(_Claims(), QueueLimits(max_message_size=16384)))  # type: ignore[arg-type]
+    assert max(draws) == 16384
+    assert sum(d in (16383, 16384) for d in draws) >= 0.05 * len(draws)
