@@ -186,11 +186,46 @@ def get_invariant(id: str) -> Invariant:
         raise KeyError(f"no invariant with id {id!r}") from None
 
 
-def expect(ok: bool, invariant: str, *, got: object, expected: str, call: str, history: str = "") -> None:
-    """Raise a :class:`Violation` unless ``ok``; ``got`` is shown with ``repr`` when not a str."""
+def expect(ok: bool, invariant: str, *, got: object, expected: str, call: str, history: str = "",
+           want: Optional[bytes] = None) -> None:
+    """Raise a :class:`Violation` unless ``ok``; ``got`` is shown with ``repr`` when not a str,
+    or, when it is bytes and ``want`` is given, by where the two part."""
     if not ok:
-        shown = got if isinstance(got, str) else short_repr(got)
+        shown = got if isinstance(got, str) else shown_against(got, want)
         raise Violation(invariant, got=shown, expected=expected, call=call, history=history)
+
+
+def shown_against(got: object, want: object) -> str:
+    """``got`` for a failure message: where it parts from ``want`` when both are byte strings
+    (see :func:`describe_bytes_mismatch`), else its short repr."""
+    if isinstance(got, (bytes, bytearray)) and isinstance(want, (bytes, bytearray)):
+        return describe_bytes_mismatch(bytes(got), bytes(want))
+    return short_repr(got)
+
+
+def _hex_at(data: bytes, start: int, count: int) -> str:
+    """Up to ``count`` bytes of ``data`` from ``start`` in hex, with … when more follow."""
+    chunk = data[start:start + count]
+    return (chunk.hex(" ") or "nothing") + (" …" if len(data) > start + count else "")
+
+
+def describe_bytes_mismatch(got: bytes, want: bytes, *, context: int = 8) -> str:
+    """Where ``got`` parts from ``want``: the first differing offset and the bytes there (in
+    hex), or which is a prefix of the other; each length said once.  Two long payloads
+    share their first bytes, so printing both heads shows the same bytes twice and
+    nothing of the difference."""
+    common = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    if got == want:
+        return f"the same {len(got)} bytes"
+    if common == len(got):
+        return (f"got is a prefix of want ({len(got)} of {len(want)} bytes); "
+                f"missing from byte {common}: {_hex_at(want, common, context)}")
+    if common == len(want):
+        return (f"got has {len(got) - len(want)} bytes more than want ({len(got)} bytes, want {len(want)}); "
+                f"extra from byte {common}: {_hex_at(got, common, context)}")
+    sizes = f"both {len(got)} bytes" if len(got) == len(want) else f"got {len(got)} bytes, want {len(want)}"
+    return (f"first difference at byte {common} (got 0x{got[common]:02x}, want 0x{want[common]:02x}); {sizes}; "
+            f"from there got {_hex_at(got, common, context)}, want {_hex_at(want, common, context)}")
 
 
 def short_repr(value: object, limit: int = 80) -> str:

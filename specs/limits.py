@@ -14,7 +14,8 @@ import os
 import resource
 import select
 import signal
-from typing import Dict, Optional
+import socket
+from typing import Dict, List, Optional, Tuple
 
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
@@ -38,6 +39,17 @@ def _has_cap_sys_resource() -> bool:
     return False
 
 
+def _unix_stream_buffers() -> Tuple[int, int]:
+    """SO_SNDBUF and SO_RCVBUF of a fresh AF_UNIX stream socketpair: what one send can
+    queue before it blocks, hence how much one recv can return at most."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        return a.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF), b.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    finally:
+        a.close()
+        b.close()
+
+
 @functools.cache
 def probe() -> Dict[str, object]:
     """Limits and facts of this machine, as a flat dict of printable values."""
@@ -52,6 +64,7 @@ def probe() -> Dict[str, object]:
         os.close(r)
         os.close(w)
     mq = "/proc/sys/fs/mqueue/"
+    sndbuf, rcvbuf = _unix_stream_buffers()
     return {
         "pipe_buf": pipe_buf,
         "select.PIPE_BUF": getattr(select, "PIPE_BUF", None),
@@ -61,6 +74,10 @@ def probe() -> Dict[str, object]:
         "mq_msg_max": _read_int(mq + "msg_max"),
         "mq_msgsize_max": _read_int(mq + "msgsize_max"),
         "mq_queues_max": _read_int(mq + "queues_max"),
+        "net_rmem_default": _read_int("/proc/sys/net/core/rmem_default"),
+        "net_wmem_default": _read_int("/proc/sys/net/core/wmem_default"),
+        "unix_stream_sndbuf": sndbuf,
+        "unix_stream_rcvbuf": rcvbuf,
         "msgmnb": _read_int("/proc/sys/kernel/msgmnb"),
         "msgmax": _read_int("/proc/sys/kernel/msgmax"),
         "sigrtmin": int(getattr(signal, "SIGRTMIN", 0)),
@@ -110,3 +127,10 @@ def filesystem_type(path: str) -> str:
     except OSError:
         return ""
     return kind
+
+
+def socket_buffers() -> List[int]:
+    """The socket buffer sizes of this machine (defaults and a fresh socketpair's), distinct."""
+    names = ("net_rmem_default", "net_wmem_default", "unix_stream_sndbuf", "unix_stream_rcvbuf")
+    found = {probe()[n] for n in names}
+    return sorted(v for v in found if isinstance(v, int) and v > 0)

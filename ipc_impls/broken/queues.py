@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import socket
+import struct
 import threading
 from typing import Any, FrozenSet, List, Optional, Tuple
 
@@ -90,6 +91,54 @@ class StreamAsQueueBackend:
     def setup(self, scope: Scope) -> SocketChannel:
         tx, rx = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         return StreamChannel(tx, rx, 65536, empty_is_eof=False)
+
+
+class OneRecvBody(SocketEndpoint):
+    """Frames each message with its length, reads the header whole, then takes ONE
+    ``recv(n)`` as the body.  Every message below the socket's buffer arrives in one piece,
+    so it works in every demo; a larger one is cut where the buffer ends and the rest of
+    it is read as the next message's header."""
+
+    LENGTH = struct.Struct("!Q")
+
+    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
+        assert self.tx is not None
+        self.tx.sendall(self.LENGTH.pack(len(data)) + data)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None,
+                bufsize: Optional[int] = None) -> Received:
+        assert self.rx is not None
+        header = b""
+        while len(header) < self.LENGTH.size:  # the header is read correctly ...
+            chunk = self.rx.recv(self.LENGTH.size - len(header))
+            if not chunk:
+                raise EOFError("peer closed")
+            header += chunk
+        (n,) = self.LENGTH.unpack(header)
+        return (self.rx.recv(n) if n else b""), 0  # ... the body is not: one recv is not n bytes
+
+
+class FramedChannel(SocketChannel):
+    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
+        e = super().open(sender=sender, receiver=receiver)
+        return OneRecvBody(e.tx, e.rx, 0, False, None)
+
+    def limits(self) -> p.QueueLimits:
+        return p.QueueLimits()  # no size limit: a length prefix frames any size
+
+
+class FramedSocketpairBackend:
+    """A length-framed queue over ``socket.socketpair()``; it claims what a correct one
+    (reading the body in a loop) would: what ``mp-pipe-queue-adapter`` claims."""
+
+    name = "broken-framed-one-recv"
+    kind = "queue"
+    wiring = "inherit"
+    capabilities: FrozenSet[str] = frozenset({p.SYNCHRONOUS_SEND, p.EMPTY_MESSAGES, p.EOF_ON_CLOSE})
+
+    def setup(self, scope: Scope) -> SocketChannel:
+        tx, rx = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return FramedChannel(tx, rx, 0, empty_is_eof=False)
 
 
 # --- every_message_delivered_exactly_once ---------------------------------------------------
@@ -320,6 +369,8 @@ EXHIBITS: List[Exhibit] = [
             fault=INTERRUPTS),
     Exhibit(StreamAsQueueBackend(), "each_receive_returns_one_whole_message",
             "recv(1024) on a stream socket is not a message: streams need framing and a read loop."),
+    Exhibit(FramedSocketpairBackend(), "each_receive_returns_one_whole_message",
+            "A length prefix frames a message, but one recv(n) still returns at most what the socket buffer held."),
     Exhibit(_posix_variant("broken-redelivers-first", RedeliversFirst), "every_message_delivered_exactly_once",
             "Re-queuing a message 'to be safe' without acknowledgements delivers it twice."),
     Exhibit(_posix_variant("broken-newest-first", NewestFirst), "each_producers_messages_arrive_in_its_order",

@@ -6,14 +6,19 @@ from typing import Any, List, Optional, Sequence
 
 from hypothesis import strategies as st
 
+from .. import limits as kernel
 from ..harness.history import FAIL, INVOKE, OK, Event, History
 from ..harness.run import Case
 from ..invariant import Unresolved
-from ..strategies import Blob
+from ..strategies import Blob, anchored_integers, kernel_edges
 from .protocol import EMPTY_MESSAGES, QueueLimits
 
-#: Payload size examples use when a backend claims no maximum.
-DEFAULT_MAX = 4096
+#: A message drawn for a backend that claims no maximum is at most this large (memory and
+#: time: eight of them per example) ...
+UNBOUNDED_CAP = 4 << 20
+#: ... and may be this many times the deepest kernel buffer (a pipe or a socket's), so that
+#: a receive that returns only what one buffer held cannot pass.
+BUFFER_DEPTHS = 4
 
 
 def preflight(case: Case) -> QueueLimits:
@@ -35,18 +40,29 @@ def preflight(case: Case) -> QueueLimits:
     return limits
 
 
-def max_size(limits: QueueLimits, cap: int = DEFAULT_MAX) -> int:
+def max_size(limits: QueueLimits, cap: int) -> int:
     return min(cap, limits.max_message_size) if limits.max_message_size is not None else cap
 
 
-def payloads(case: Case, limits: QueueLimits, *, min_size: int = 0, cap: int = DEFAULT_MAX) -> st.SearchStrategy[bytes]:
-    """Message payloads biased to 0, 1, the maximum, and NUL bytes."""
-    top = max_size(limits, cap)
+def unbounded_top() -> int:
+    """The largest message drawn when no maximum is claimed: well past the kernel's buffers
+    (read at run time), at most :data:`UNBOUNDED_CAP`."""
+    deepest = max([kernel.pipe_capacity(), kernel.page_size()] + kernel.socket_buffers())
+    return min(UNBOUNDED_CAP, BUFFER_DEPTHS * deepest)
+
+
+def payload_sizes(case: Case, limits: QueueLimits, *, min_size: int = 0) -> st.SearchStrategy[int]:
+    """Sizes up to the claimed maximum (the maximum and one below it likely) or, with none
+    claimed, up to :func:`unbounded_top`; the kernel's boundaries (PIPE_BUF, a page, the
+    pipe's capacity, the socket buffers, each ±1) likely either way."""
+    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
     low = min_size if case.claims(EMPTY_MESSAGES) else max(1, min_size)
-    sizes = st.one_of(st.sampled_from(sorted({low, low + 1, top - 1, top} & set(range(low, top + 1)))),
-                      st.integers(low, top))
-    return st.builds(lambda n, seed, nul: b"\0" * n if nul else Blob(n, seed).data,
-                     sizes, st.integers(0, 2**16), st.booleans())
+    return anchored_integers(low, top, kernel_edges() + [low, low + 1, top - 1, top])
+
+
+def payloads(case: Case, limits: QueueLimits, *, min_size: int = 0) -> st.SearchStrategy[Blob]:
+    """Message payloads (as :class:`Blob`: take ``.data``), some all NUL bytes."""
+    return st.builds(Blob, payload_sizes(case, limits, min_size=min_size), st.integers(0, 2**16), st.booleans())
 
 
 def op_end(history: History, proc: str, op: str, index: int) -> tuple[Event, Optional[Event]]:

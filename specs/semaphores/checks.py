@@ -17,6 +17,7 @@ from ..harness.faults import INTERRUPTS
 from ..harness.history import INVOKE, OK, Event, History
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
+from ..strategies import anchored_integers
 from . import roles
 from .protocol import BOUNDED, COUNTING, TIMEOUTS, VALUE_READABLE
 
@@ -36,7 +37,7 @@ def units(case: Case, *, low: int = 0, high: int = 4) -> st.SearchStrategy[int]:
     if not case.claims(COUNTING):
         return st.just(max_value(case))
     high = min(high, max_value(case))
-    return st.one_of(st.sampled_from(sorted({low, min(low + 1, high), high})), st.integers(low, high))
+    return anchored_integers(low, high, [low, low + 1, high], deep=False)
 
 
 def create(value: int) -> Any:

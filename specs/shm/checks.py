@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from .. import limits
 from ..harness.run import Case, Role
-from ..invariant import Level, expect, invariant, short_repr
-from ..strategies import Blob, blobs, boundary_sizes
+from ..invariant import Level, expect, invariant, shown_against
+from ..strategies import Blob, anchored_integers, blobs, boundary_sizes
 from . import roles
 from .protocol import EXACT_SIZE, NAMED_ATTACH, READ_ONLY_ATTACH
 
@@ -24,9 +24,7 @@ FAMILY = "shm"
 
 def segment_sizes(*, min_size: int = 1) -> st.SearchStrategy[int]:
     """Requested sizes, biased to 1 and the page boundaries where rounding shows."""
-    page = limits.page_size()
-    return st.one_of(st.sampled_from([s for s in (1, page - 1, page, page + 1, 3 * page + 1) if s >= min_size]),
-                     boundary_sizes(max_size=3 * page + 1, min_size=min_size))
+    return boundary_sizes(max_size=3 * limits.page_size() + 1, min_size=min_size)
 
 
 def _layout(payloads: List[Blob], gaps: List[int], tail: int) -> Tuple[List[roles.Region], int]:
@@ -60,13 +58,13 @@ def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> 
         for p in out.roles:
             seen = out.value(p)
             for i, ((off, want), got) in enumerate(zip(regions, seen)):
-                expect(got == want, case.invariant.id, got=f"{p} read {short_repr(got)} at offset {off}",
-                       expected=f"P{i}'s write {short_repr(want)} (P{i} signalled wrote-{i} before the read)",
+                expect(got == want, case.invariant.id, got=f"{p} read at offset {off}: {shown_against(got, want)}",
+                       expected=f"P{i}'s write (P{i} signalled wrote-{i} before the read)",
                        call="read", history=out.history.format(out.history.of(p, "read")[i:i + 1]))
 
     case.explore(body, payloads=st.integers(2, 4).flatmap(
         lambda k: st.lists(blobs(max_size=page + 1, min_size=1), min_size=k, max_size=k)),
-        gaps=st.lists(st.one_of(st.just(0), st.integers(0, page)), min_size=4, max_size=4),
+        gaps=st.lists(anchored_integers(0, page, [0, 1, page - 1]), min_size=4, max_size=4),
         tail=st.sampled_from([0, 1, page]))
 
 
@@ -145,11 +143,11 @@ def attach_by_name_sees_creators_bytes(backend: object, case: Case) -> None:
         out = case.run([Role("R", roles.read_then_answer, (0, len(data), reply_at)),
                         Role("V", roles.read_answer, (reply_at, len(data)))], channel_setup=prefill)
         got = out.value("R")
-        expect(got == data, case.invariant.id, got=f"R read {short_repr(got)}",
-               expected=f"the creator's {short_repr(data)}", call="read", history=out.history.format())
+        expect(got == data, case.invariant.id, got=f"R read: {shown_against(got, data)}",
+               expected="the creator's bytes", call="read", history=out.history.format())
         back = out.value("V")
-        expect(back == data[::-1], case.invariant.id, got=f"V read {short_repr(back)}",
-               expected=f"R's write {short_repr(data[::-1])}", call="read", history=out.history.format())
+        expect(back == data[::-1], case.invariant.id, got=f"V read: {shown_against(back, data[::-1])}",
+               expected="R's write", call="read", history=out.history.format())
 
     case.explore(body, payload=blobs(max_size=limits.page_size() + 1, min_size=1),
                  gap=st.sampled_from([0, 1, limits.page_size()]))
@@ -171,8 +169,8 @@ def read_only_attachment_rejects_writes(backend: object, case: Case) -> None:
         expect(verdict != "accepted", case.invariant.id, got="the write through the read-only mapping returned",
                expected="an exception (PermissionError, TypeError or the backend's read-only error)",
                call="write", history=out.history.format())
-        expect(after == before, case.invariant.id, got=f"the segment now holds {short_repr(after)}",
-               expected=f"the unchanged {short_repr(before)}", call="read", history=out.history.format())
+        expect(after == before, case.invariant.id, got=f"the segment now: {shown_against(after, before)}",
+               expected="the segment unchanged", call="read", history=out.history.format())
 
     case.explore(body, scale=0.5, offset=st.sampled_from([0, 1, limits.page_size()]),
                  data=st.binary(min_size=1, max_size=64))

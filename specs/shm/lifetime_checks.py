@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from .. import limits
 from ..harness.run import Case, Role
-from ..invariant import Level, expect, invariant, short_repr
+from ..invariant import Level, expect, invariant, short_repr, shown_against
 from ..strategies import Blob, blobs
 from . import roles
 from .protocol import ATTACHER_TRACKER_UNLINKS, NAMED_ATTACH, SURVIVES_ATTACHER_EXIT, TRUNCATABLE, UNLINKABLE
@@ -39,8 +39,9 @@ def unlinked_segment_stays_mapped_but_cannot_be_attached(backend: object, case: 
         attach, exists = out.value("U")
         h = out.history
         expect(before == data and after == later, case.invariant.id,
-               got=f"the live mapping read {short_repr(before)} then {short_repr(after)}",
-               expected=f"{short_repr(data)} then {short_repr(later)} (unlink leaves mappings alone)",
+               got=f"the live mapping read, before unlink: {shown_against(before, data)}; "
+                   f"after: {shown_against(after, later)}",
+               expected="the bytes written before and after unlink (unlink leaves mappings alone)",
                call="read", history=h.format(h.of("A", "read")))
         expect(attach == "FileNotFoundError", case.invariant.id, got=f"attach after unlink: {attach}",
                expected="FileNotFoundError (the name is gone)", call="attach", history=h.format(h.of("U", "attach")))
@@ -121,8 +122,8 @@ def segment_survives_unrelated_attacher_exit(backend: object, case: Case) -> Non
     def body(payload: Blob) -> None:
         out, now = _fresh_attach_example(case, payload)
         expect(now == payload.data, case.invariant.id,
-               got="the name is gone" if now is None else f"the segment now holds {short_repr(now)}",
-               expected=f"the segment still there with {short_repr(payload.data)} (Python {sys.version.split()[0]})",
+               got="the name is gone" if now is None else f"the segment now: {shown_against(now, payload.data)}",
+               expected=f"the segment still there with its {payload!r} (Python {sys.version.split()[0]})",
                call="attach", history=out.history.format())
 
     case.explore(body, scale=0.25, payload=blobs(max_size=limits.page_size(), min_size=1))

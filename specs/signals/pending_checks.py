@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.run import Case, Outcome, Role
 from ..invariant import Level, Unresolved, expect, invariant
+from ..strategies import anchored_integers
 from . import roles
 from .protocol import REALTIME, SIGWAIT
 
@@ -42,7 +43,7 @@ def rt_range() -> Tuple[int, int]:
 
 def rt_signals() -> st.SearchStrategy[int]:
     lo, hi = rt_range()
-    return st.one_of(st.sampled_from([lo, lo + 1, hi]), st.integers(lo, hi))
+    return anchored_integers(lo, hi, [lo, lo + 1, hi], deep=False)
 
 
 def _require_sigpending(need: int) -> None:

@@ -16,8 +16,8 @@ from .. import limits
 from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.history import INVOKE
 from ..harness.run import KILL_KEY, Case, Outcome, Role
-from ..invariant import Level, expect, invariant, short_repr
-from ..strategies import Blob, delays_ms, read_sizes, write_plans
+from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short_repr
+from ..strategies import Blob, anchored_integers, delays_ms, read_sizes, write_plans
 from . import roles
 from .protocol import (
     ATOMIC_PIPE_BUF,
@@ -55,11 +55,8 @@ def _check_substreams(case: Case, got: bytes, plans: Sequence[Sequence[Blob]], h
         mine = got.translate(None, bytes(b for b in range(256) if b % k != i)) if k > 1 else got
         killed = victim == f"W{i}"
         if mine != want and not (killed and want.startswith(mine)):
-            at = next((j for j, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
-            expect(False, case.invariant.id,
-                   got=f"W{i}'s bytes differ from offset {at}: {short_repr(mine[at:at + 16])}",
-                   expected=f"{short_repr(want[at:at + 16])} (W{i}'s {len(want)} bytes in write order"
-                   + (", or a prefix of them: it was killed)" if killed else ")"),
+            expect(False, case.invariant.id, got=f"W{i}'s bytes: {describe_bytes_mismatch(mine, want)}",
+                   expected=f"W{i}'s bytes in write order" + (", or a prefix (it was killed)" if killed else ""),
                    call="read", history=history)
 
 
@@ -178,7 +175,7 @@ def small_writes_never_interleave(backend: object, case: Case) -> None:
             seq[w] = seq.get(w, 0) + 1
 
     case.explore(body, writers=st.integers(2, 8), records=st.integers(1, 40),
-                 size=st.one_of(st.sampled_from([pb, pb - 1, 2, 512]), st.integers(2, pb)))
+                 size=anchored_integers(2, pb, [2, 512, pb - 1, pb]))
 
 
 @invariant(
@@ -292,9 +289,9 @@ def shutdown_gives_peer_eof_while_reverse_still_works(backend: object, case: Cas
         out = case.run([Role("W", roles.half_close_writer, (data,)), Role("R", roles.half_close_reader, (reply,))])
         got = out.value("R")
         back = out.value("W")
-        expect(got == data, case.invariant.id, got=got, expected=f"{short_repr(data)} then EOF", call="read",
+        expect(got == data, case.invariant.id, got=got, want=data, expected="W's bytes then EOF", call="read",
                history=out.history.format())
-        expect(back == reply, case.invariant.id, got=back, expected=f"the reply {short_repr(reply)}",
+        expect(back == reply, case.invariant.id, got=back, want=reply, expected="R's reply",
                call="read", history=out.history.format())
 
     case.explore(body, scale=0.5, data=st.binary(max_size=8192), reply=st.binary(min_size=1, max_size=8192))

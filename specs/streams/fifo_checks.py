@@ -11,7 +11,7 @@ from .. import limits
 from ..harness.faults import INTERRUPTS
 from ..harness.history import OK
 from ..harness.run import Case, Role
-from ..invariant import Level, expect, invariant, short_repr
+from ..invariant import Level, expect, invariant, short_repr, shown_against
 from . import roles
 from .protocol import BLOCKING_OPEN, DISCARDS_ON_LAST_CLOSE, NONBLOCKING_OPEN, REOPEN_AFTER_EOF
 
@@ -84,7 +84,7 @@ def nonblocking_read_tells_eof_from_empty(backend: object, case: Case) -> None:
         want = [b"", "EAGAIN", data, b""]
         labels = ["with no writer", "with an idle writer", "after a write", "after the writer closed"]
         for got, exp, label in zip(seen, want, labels):
-            expect(got == exp, case.invariant.id, got=f"{short_repr(got)} {label}",
+            expect(got == exp, case.invariant.id, got=f"{shown_against(got, exp)} {label}",
                    expected=short_repr(exp) if exp != "EAGAIN" else "BlockingIOError (EAGAIN)", call="read",
                    history=out.history.format())
 

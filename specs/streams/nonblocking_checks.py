@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
+from ..strategies import anchored_integers
 from . import roles
 from .protocol import ATOMIC_PIPE_BUF
 
@@ -54,8 +55,7 @@ def nonblocking_small_write_is_all_or_nothing(backend: object, case: Case) -> No
         body,
         # A page taken, then part of it refilled: room for less than PIPE_BUF in the last buffer.
         examples=[{"drain": page, "prefill": 1000, "attempts": [pipe_buf]}],
-        drain=st.one_of(st.sampled_from([1, page - 1, page, page + 1, 2 * page]), st.integers(1, 2 * page)),
-        prefill=st.one_of(st.sampled_from([0, 1, 1000, pipe_buf - 1]), st.integers(0, pipe_buf)),
-        attempts=st.lists(st.one_of(st.sampled_from([1, 512, pipe_buf - 1, pipe_buf]), st.integers(1, pipe_buf)),
-                          min_size=1, max_size=4),
+        drain=anchored_integers(1, 2 * page, [1, page - 1, page, page + 1, 2 * page]),
+        prefill=anchored_integers(0, pipe_buf, [0, 1, 1000, pipe_buf - 1]),
+        attempts=st.lists(anchored_integers(1, pipe_buf, [1, 512, pipe_buf - 1, pipe_buf]), min_size=1, max_size=4),
     )
