@@ -71,16 +71,36 @@ class Kind:
 _KINDS: Dict[str, Kind] = {}
 
 
+#: The package (``ipc_specs.streams`` …) that registered each kind.
+_PACKAGES: Dict[str, str] = {}
+
+
 def register_kind(kind: Kind) -> Kind:
+    import sys
+
     _KINDS[kind.name] = kind
+    _PACKAGES[kind.name] = sys._getframe(1).f_globals.get("__name__", "").rpartition(".")[0]
     return kind
 
 
 def kinds() -> Dict[str, Kind]:
+    """Every kind, in the order ``families.py`` lists their packages (the catalogue's and the
+    matrix's order), whichever module happened to be imported first."""
     from .invariant import load_all_families
 
     load_all_families()
-    return dict(_KINDS)
+    order = family_order()
+    return dict(sorted(_KINDS.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def family_order() -> Dict[str, int]:
+    """Kind name -> its position in ``families.py``."""
+    import types
+
+    from . import families
+
+    packages = [m.__name__ for m in vars(families).values() if isinstance(m, types.ModuleType)]
+    return {name: packages.index(pkg) if pkg in packages else len(packages) for name, pkg in _PACKAGES.items()}
 
 
 def validate_backend(obj: Any) -> List[str]:

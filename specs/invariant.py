@@ -175,7 +175,11 @@ def load_all_families() -> None:
 def all_invariants(family: Optional[str] = None) -> List[Invariant]:
     """Registered invariants in declaration order, optionally of one family."""
     load_all_families()
-    return [inv for inv in _REGISTRY.values() if family is None or inv.family == family]
+    from .backend import family_order
+
+    order = family_order()  # families.py's order, not the order modules happened to be imported in
+    found = [inv for inv in _REGISTRY.values() if family is None or inv.family == family]
+    return sorted(found, key=lambda inv: order.get(inv.family, len(order)))
 
 
 def get_invariant(id: str) -> Invariant:

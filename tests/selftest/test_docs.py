@@ -136,3 +136,16 @@ def test_cited_man_pages_exist() -> None:
     cited = {m for _, source in sources() for m in MAN_PAGE.findall(source)}
     missing = sorted(f"{page}({section})" for page, section in cited if not found(page, section))
     assert not missing, f"cited man pages that do not exist: {missing}"
+
+
+def test_the_catalogue_does_not_depend_on_import_order() -> None:
+    """The order is families.py's, even when a later family's modules are imported first
+    (as a conformance run loading the map backends before anything else does)."""
+    import subprocess
+    import sys
+
+    code = ("import ipc_impls.maps, ipc_specs.maps.checks\n"
+            "from ipc_conformance.catalogue import render\n"
+            f"print(open({os.path.join(ROOT, 'docs', 'INVARIANTS.md')!r}).read() == render())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stdout + out.stderr
