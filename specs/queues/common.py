@@ -16,9 +16,10 @@ from .protocol import EMPTY_MESSAGES, QueueLimits
 #: A message drawn for a backend that claims no maximum is at most this large (memory and
 #: time: eight of them per example) ...
 UNBOUNDED_CAP = 4 << 20
-#: ... and may be this many times the deepest kernel buffer (a pipe or a socket's), so that
-#: a receive that returns only what one buffer held cannot pass.
-BUFFER_DEPTHS = 4
+#: ... and may be this many times the deepest kernel buffer (a pipe or a socket's; three, as
+#: the stream family draws up to three pipe capacities), so that a receive that returns only
+#: what one buffer held cannot pass.
+BUFFER_DEPTHS = 3
 
 
 def preflight(case: Case) -> QueueLimits:
