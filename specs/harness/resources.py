@@ -246,13 +246,19 @@ ORPHAN_AGE_S = 3600.0
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (dead, not yet reaped by its parent, as a killed
+    pytest-xdist worker can be when the run ends) no longer uses its root."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def sweep_debris(parent: Optional[str] = None) -> List[str]:
