@@ -124,6 +124,10 @@ def record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
     if report.when != "call" and not (report.when == "setup" and (report.skipped or report.failed)):
         return
     verdict, detail, counterexample, replays, flaky = _verdict(report, call)
+    if verdict in ("fail", "flaky") and report.failed:
+        # The traceback runs through the harness and Hypothesis only (the backend ran in other
+        # processes, whose stacks the violation already quotes): the violation is the story.
+        report.longrepr = counterexample
     line = ""
     if verdict in ("fail", "flaky", "error", "crashed"):
         line = reproduce.command(source=case.loaded.source, test_id=item.name, opts=opts, blob=case.blob,
@@ -137,6 +141,10 @@ def record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestRe
         ("ipc_examples", case.examples), ("ipc_counterexample", counterexample), ("ipc_reproduce", line),
         ("ipc_replays", replays), ("ipc_duration_s", round(report.duration, 3)), ("ipc_blob", case.blob),
     ]
+
+
+#: Hypothesis notes addressed to the author of a test function, which the user is not here.
+_NOT_FOR_USERS = ("Explanation:", "You can reproduce", "You can add @seed")
 
 
 def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Tuple[str, str, str, Any, bool]:
@@ -154,7 +162,7 @@ def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Tuple[st
         return "pass", "", "", None, False
     exc = call.excinfo.value if call.excinfo else None
     if isinstance(exc, Violation):
-        notes = "\n".join(getattr(exc, "__notes__", []))
+        notes = "\n".join(n for n in getattr(exc, "__notes__", []) if not str(n).startswith(_NOT_FOR_USERS))
         replays = {"failed": exc.replays[0], "runs": exc.replays[1]} if exc.replays else None
         head = exc.verdict_line()
         qualifier = head[head.index("("):] + " " if "(" in head else ""

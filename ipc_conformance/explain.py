@@ -9,29 +9,51 @@ too (fork placement), so the answer reflects this machine.
 from __future__ import annotations
 
 import difflib
-from typing import Any, List
+from typing import Any, Dict, List
 
 from ipc_specs import Harness, Unresolved, Unsupported, Violation, all_invariants, check, kinds
 
 
 def explain(query: str, *, deadline_s: float = 5.0) -> int:
+    """Explain one invariant, found by id, by a gallery exhibit's name, or by a unique
+    case-insensitive substring; list the matches of a family or of several ids."""
+    from ipc_impls.broken import all_exhibits
+
     invariants = all_invariants()
     by_id = {inv.id: inv for inv in invariants}
-    if query in by_id:
-        return _explain_one(by_id[query], deadline_s)
-    matches = [inv for inv in invariants if inv.id.startswith(query) or inv.family == query]
+    exhibits = {e.backend.name: e for e in all_exhibits()}
+    q = query.strip().lower()
+    if q in ("exhibits", "gallery"):
+        return _list_exhibits(exhibits)
+    if q in by_id:
+        return _explain_one(by_id[q], deadline_s)
+    if q in exhibits:
+        return _explain_one(by_id[exhibits[q].breaks], deadline_s, only=q)
+    matches = [inv for inv in invariants if q in inv.id or inv.family == q]
+    matches += [by_id[e.breaks] for n, e in exhibits.items() if q in n and by_id[e.breaks] not in matches]
+    if len(matches) == 1:
+        return _explain_one(matches[0], deadline_s)
     if matches:
         print(f"{len(matches)} invariant(s) match {query!r}:")
         for inv in matches:
-            print(f"  {inv.id:<56} {inv.level.value:<6} {inv.family}")
+            print(f"  {inv.id} ({inv.level.value}, {inv.family})")
         print("\nrun `ipc-conformance explain <id>` for one of them")
         return 0
-    close = difflib.get_close_matches(query, list(by_id) + list(kinds()), n=5, cutoff=0.5)
-    print(f"no invariant or family called {query!r}." + (f" Did you mean: {', '.join(close)}?" if close else ""))
+    close = difflib.get_close_matches(q, list(by_id) + list(kinds()) + list(exhibits), n=5, cutoff=0.5)
+    print(f"no invariant, family or exhibit called {query!r}." + (f" Did you mean: {', '.join(close)}?" if close
+                                                                  else "")
+          + " `ipc-conformance explain exhibits` lists the gallery.")
     return 2
 
 
-def _explain_one(inv: Any, deadline_s: float) -> int:
+def _list_exhibits(exhibits: Dict[str, Any]) -> int:
+    print(f"{len(exhibits)} broken backends in the gallery (ipc_impls/broken/), each caught by one invariant:")
+    for name, e in sorted(exhibits.items(), key=lambda item: (item[1].breaks, item[0])):
+        print(f"  {name:<40} breaks {e.breaks}" + (f" (with the {e.fault} fault)" if e.fault else ""))
+    return 0
+
+
+def _explain_one(inv: Any, deadline_s: float, only: str = "") -> int:
     from ipc_impls import reference_backends
     from ipc_impls.broken import all_exhibits
 
@@ -43,10 +65,11 @@ def _explain_one(inv: Any, deadline_s: float) -> int:
     try:
         print("\nreference backends (checked now, fork placement unless the invariant says otherwise):")
         for backend in (b for b in reference_backends() if b.kind == inv.family):
-            print(f"  {backend.name:<24} {_verdict(backend, inv, harness)}")
-        twins = [e for e in all_exhibits() if e.breaks == inv.id]
+            print(f"  {backend.name:<24} ", end="", flush=True)  # progress: a live check takes seconds
+            print(_verdict(backend, inv, harness), flush=True)
+        twins = [e for e in all_exhibits() if e.breaks == inv.id and (not only or e.backend.name == only)]
         for exhibit in twins:
-            print(f"\nbroken twin `{exhibit.backend.name}`: {exhibit.lesson}")
+            print(f"\nbroken twin `{exhibit.backend.name}`: {exhibit.lesson}\n    (running it now…)", flush=True)
             print(_counterexample(exhibit, inv, harness))
     finally:
         harness.close()

@@ -358,8 +358,13 @@ class Case:
         """
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
-        if not self.harness.shrink:
-            options["phases"] = [p for p in Phase if p is not Phase.shrink]
+        # Hypothesis's explain phase reruns the failing example to point at lines "always run
+        # by failing examples": here always the check's own expect(), never the backend (which
+        # runs in other processes), so it costs time and misleads.  The phases of the settings
+        # profile in force are kept otherwise (a caller's profile may drop shrinking too).
+        in_force = settings.default.phases if settings.default is not None else tuple(Phase)
+        options["phases"] = [p for p in in_force
+                             if p is not Phase.explain and (self.harness.shrink or p is not Phase.shrink)]
 
         # Faults drawn here, with the value a pinned example gets unless it names one.
         drawn = {key: none for fault, (key, _, none) in _FAULT_DRAWS.items()
