@@ -184,9 +184,26 @@ def _try(problems: Dict[str, str], what: str, fn: Any, *args: Any) -> None:
         problems[what] = repr(exc)
 
 
+def _heap_arena_fds() -> Set[int]:
+    """Descriptors of multiprocessing's shared heap (``Value``, ``Array``, ``RawArray``):
+    each arena is an unlinked ``/dev/shm/pym-*`` file that the heap keeps open for reuse
+    once the objects in it are freed.  A backend built on them leaks nothing."""
+    try:
+        from multiprocessing import heap
+
+        arenas = getattr(getattr(heap.BufferWrapper, "_heap", None), "_arenas", [])
+        own = {a.fd for a in arenas if isinstance(getattr(a, "fd", None), int) and a.fd >= 0}
+    except (ImportError, AttributeError):
+        return set()
+    # mmap keeps a dup() of the descriptor it maps: the same file, another number.
+    files = {_describe_fd(fd) for fd in own} - {"?"}
+    return own | {fd for fd in open_fds() if _describe_fd(fd) in files}
+
+
 def infrastructure() -> Tuple[FrozenSet[int], FrozenSet[int]]:
     """Pids and fds of long-lived helpers that multiprocessing starts on first use
-    (the resource tracker, the forkserver): started once, kept on purpose, not leaks."""
+    (the resource tracker, the forkserver, the shared heap's arenas): kept on purpose,
+    not leaks."""
     pids: Set[int] = set()
     fds: Set[int] = set()
     try:
@@ -197,6 +214,7 @@ def infrastructure() -> Tuple[FrozenSet[int], FrozenSet[int]]:
         fds.update(f for f in (getattr(tracker, "_fd", None),) if f is not None)
     except (ImportError, AttributeError):
         pass
+    fds.update(_heap_arena_fds())
     try:
         from multiprocessing import forkserver
 

@@ -424,3 +424,18 @@ def test_the_interrupt_fault_lands_and_pep475_retries_through_it(harness: Harnes
     case.interrupt_period_s = 0.0
     out = case.run([Role("P", reads_a_late_byte, (True,))])
     assert out.value("P") == 1 and not out.history.of("P", "interrupted")
+
+
+def test_multiprocessing_shared_heap_arenas_are_not_leaks() -> None:
+    """multiprocessing keeps each heap arena's descriptor open for reuse after its objects
+    are freed: a backend built on Value or RawArray must not get ERROR for it."""
+    import multiprocessing
+
+    from ipc_specs.harness import audit
+
+    before = audit.take()
+    block = multiprocessing.RawArray("b", 1 << 20)  # a fresh arena: a new descriptor
+    del block
+    after = audit.take()
+    _, infra_fds = audit.infrastructure()
+    assert [f for f in audit.leaks(before, after, ignore_fds=infra_fds) if "pym-" in f] == []
