@@ -66,6 +66,10 @@ def summarize(args: Sequence[Any]) -> str:
     return ", ".join(short_repr(a, 40) for a in args)
 
 
+#: Endpoint methods every contract says return bytes (stream, shm and signal-fd reads).
+BYTES_RESULTS = frozenset({"read"})
+
+
 class Recorded:
     """A proxy that records every method call of an endpoint in the history."""
 
@@ -82,7 +86,12 @@ class Recorded:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             detail = summarize(list(args) + [f"{k}={v!r}" for k, v in kwargs.items()])
-            return self._proc.call(op, attr, *args, detail=detail, **kwargs)
+            result = self._proc.call(op, attr, *args, detail=detail, **kwargs)
+            if name in BYTES_RESULTS and not isinstance(result, (bytes, bytearray, memoryview)):
+                # Said here, where it happened: a str would otherwise surface as a TypeError in
+                # the role's own b"".join(), far from the call that broke the contract.
+                raise TypeError(f"{op}() returned {type(result).__name__}, expected bytes")
+            return result
 
         return call
 

@@ -122,6 +122,19 @@ class SurpriseChannel(PipeChannel):
     def open_reader(self, **kw):
         return KeyErrorReader(super().open_reader(**kw).fd)
 
+class TextReader(FdReader):
+    def read(self, n):
+        return super().read(n).decode("latin-1")  # a text-mode file where bytes are due
+
+class TextChannel(PipeChannel):
+    def open_reader(self, **kw):
+        return TextReader(super().open_reader(**kw).fd)
+
+class ReadsText(PipeBackend):
+    name = "reads-text"
+    def setup(self, scope):
+        return TextChannel()
+
 class RaisesUnexpected(PipeBackend):
     name = "raises-unexpected"
     def setup(self, scope):
@@ -228,6 +241,7 @@ def test_a_backend_that_breaks_the_api_is_an_error_verdict(tmp_path: Path, spec:
 @pytest.mark.parametrize(("spec", "message"), [
     ("badbackends:WrongSignature", "open_writer() missing 1 required positional argument"),
     ("badbackends:WrongReturnType", "raised AttributeError: 'str' object has no attribute 'read'"),
+    ("badbackends:ReadsText", "read() returned str, expected bytes"),
     ("badbackends:RaisesUnexpected", "raised KeyError: 'buffer'"),
 ])
 def test_a_backend_whose_methods_misbehave_fails_naming_the_call(tmp_path: Path, spec: str, message: str) -> None:
