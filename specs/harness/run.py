@@ -169,7 +169,12 @@ class Outcome:
     def violation_for(self, proc: str, *, expected: str) -> Violation:
         r = self.roles[proc]
         pending = self.history.pending(proc)
-        call = pending.op if pending else (self.history.of(proc)[-1].op if self.history.of(proc) else "start")
+        events = self.history.of(proc)
+        # The call that raised, not a note the harness added after it (the interrupt
+        # storm's count, say): a role that raised has its failing call's FAIL event last.
+        failed = [e for e in events if e.phase == hist.FAIL]
+        call = pending.op if pending else (failed[-1].op if failed and r.status == "raised"
+                                           else events[-1].op if events else "start")
         detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
         if r.status in ("crashed", "exited") and r.output.strip():
             detail += f"\n{proc} output:\n{_tail(r.output)}"

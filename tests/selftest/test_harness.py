@@ -439,3 +439,15 @@ def test_multiprocessing_shared_heap_arenas_are_not_leaks() -> None:
     after = audit.take()
     _, infra_fds = audit.infrastructure()
     assert [f for f in audit.leaks(before, after, ignore_fds=infra_fds) if "pym-" in f] == []
+
+
+def test_a_role_that_raised_is_labelled_with_the_call_that_raised() -> None:
+    """Not with a note the harness wrote after it (the interrupt storm's count)."""
+    from ipc_specs.harness import history as hist
+    from ipc_specs.harness.placements import RoleOutcome
+    from ipc_specs.harness.run import Outcome
+
+    events = [hist.Event("C", hist.INVOKE, "receive", "", 1), hist.Event("C", hist.FAIL, "receive", "MemoryError", 2),
+              hist.Event("C", hist.OK, "interrupted", "3 times by SIGWINCH", 3)]
+    out = Outcome("x", {"C": RoleOutcome("C", "raised", error_type="MemoryError")}, hist.History({"C": events}, 0))
+    assert out.violation_for("C", expected="e").call == "receive"
