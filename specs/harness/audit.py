@@ -184,20 +184,21 @@ def _try(problems: Dict[str, str], what: str, fn: Any, *args: Any) -> None:
         problems[what] = repr(exc)
 
 
-def _heap_arena_fds() -> Set[int]:
-    """Descriptors of multiprocessing's shared heap (``Value``, ``Array``, ``RawArray``):
-    each arena is an unlinked ``/dev/shm/pym-*`` file that the heap keeps open for reuse
-    once the objects in it are freed.  A backend built on them leaks nothing."""
-    try:
-        from multiprocessing import heap
+#: multiprocessing.heap.Arena's file name prefix (tempfile.mkstemp(prefix="pym-<pid>-")).
+SHM_HEAP_PREFIX = "/dev/shm/pym-"
 
-        arenas = getattr(getattr(heap.BufferWrapper, "_heap", None), "_arenas", [])
-        own = {a.fd for a in arenas if isinstance(getattr(a, "fd", None), int) and a.fd >= 0}
-    except (ImportError, AttributeError):
-        return set()
-    # mmap keeps a dup() of the descriptor it maps: the same file, another number.
-    files = {_describe_fd(fd) for fd in own} - {"?"}
-    return own | {fd for fd in open_fds() if _describe_fd(fd) in files}
+
+def _heap_arena_fds() -> Set[int]:
+    """Descriptors of multiprocessing's shared heap (``Value``, ``Array``, ``RawArray``).
+
+    Each arena is an unlinked ``/dev/shm/pym-<pid>-*`` file, held open twice (the arena's
+    descriptor and mmap's dup of it).  The heap keeps arenas for reuse once their objects
+    are freed, and closes a discarded one only when the garbage collector gets to it: a
+    backend built on them leaks nothing of its own.  Only multiprocessing.heap makes
+    files by that name.
+    """
+    mark = f"{SHM_HEAP_PREFIX}{os.getpid()}-"
+    return {fd for fd in open_fds() if _describe_fd(fd).startswith(mark)}
 
 
 def infrastructure() -> Tuple[FrozenSet[int], FrozenSet[int]]:

@@ -435,7 +435,8 @@ def test_multiprocessing_shared_heap_arenas_are_not_leaks() -> None:
 
     before = audit.take()
     block = multiprocessing.RawArray("b", 1 << 20)  # a fresh arena: a new descriptor
-    del block
+    big = multiprocessing.RawArray("b", 8 << 20)  # one the heap discards when freed, closed only when collected
+    del block, big
     after = audit.take()
     _, infra_fds = audit.infrastructure()
     assert [f for f in audit.leaks(before, after, ignore_fds=infra_fds) if "pym-" in f] == []
