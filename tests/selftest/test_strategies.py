@@ -5,6 +5,7 @@ where they differ."""
 from __future__ import annotations
 
 import random
+import re
 from typing import Callable, List
 
 import pytest
@@ -88,7 +89,9 @@ def test_hypothesis_prints_a_drawn_blob_as_blob() -> None:
     with pytest.raises(AssertionError) as caught:
         fails()
     shown = "\n".join(getattr(caught.value, "__notes__", []))
-    assert "plan=[Blob(5000, 0)]" in shown and "lambda" not in shown and "size=0" in shown, shown
+    # How far the list shrinks is Hypothesis's business (it may stop at [Blob(905, 0), Blob(4095, 0)]);
+    # what is asserted is how a Blob prints.
+    assert re.search(r"plan=\[Blob\(\d+, \d+\)", shown) and "lambda" not in shown and "Blob(size=" not in shown, shown
 
 
 @pytest.mark.parametrize("name", ["broken-single-read-pipe-bytes_arrive_complete_and_in_order",
