@@ -11,7 +11,8 @@ and reports per twin and as median / p90 / max:
 
 Usage::
 
-    python benchmarks/time_to_verdict.py [--profile standard] [--only SUBSTRING] [--limit N] [--json out.json]
+    python benchmarks/time_to_verdict.py [--profile standard] [--only SUBSTRING] [--every N] [--limit N]
+                                         [--json out.json]
 
 A run of the whole gallery takes tens of minutes; ``--limit`` and ``--only`` take a sample.
 Figures depend on the machine and its load: run on an otherwise idle machine.
@@ -86,12 +87,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--profile", default="standard")
     parser.add_argument("--only", default="", help="only twins whose name or invariant contains this")
     parser.add_argument("--limit", type=int, default=0, help="at most this many twins")
+    parser.add_argument("--every", type=int, default=1, help="every Nth twin (a sample across the families)")
     parser.add_argument("--json", default="", help="write the figures here")
     ns = parser.parse_args(argv)
     from ipc_impls.broken import all_exhibits
     from ipc_specs import get_invariant
 
     exhibits = [e for e in all_exhibits() if ns.only in e.backend.name or ns.only in e.breaks]
+    exhibits = exhibits[:: max(1, ns.every)]
     exhibits = exhibits[: ns.limit] if ns.limit else exhibits
     rows = []
     with tempfile.TemporaryDirectory(prefix="ttv-") as scratch:
