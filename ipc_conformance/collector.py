@@ -139,10 +139,15 @@ class Collector:
     def unchecked(self) -> List[str]:
         """Explicitly selected backends that got no judged check, with the reason."""
         out = []
+        kind_of = {n: m.get("kind") for n, m in self.backends.items()}
+        kind_of.update(self.explicit)
+        scheduled_kinds = {kind_of.get(b) for b, _, _ in self.scheduled.values()}
         for name, kind in self.explicit.items():
             verdicts = [c.verdict for (b, _), c in self.cells.items() if b == name]
             if any(v in JUDGED or v == "not_run" for v in verdicts):
                 continue  # judged, or cut short by an interrupted run (which says PARTIAL)
+            if not verdicts and kind in scheduled_kinds:
+                continue  # its family ran and -k chose other backends' checks: the user's choice
             if not verdicts:
                 why = f"no check of the {kind} family was selected"
             else:
