@@ -11,10 +11,10 @@ import hashlib
 import os
 import pickle
 import subprocess
-import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..harness.fresh import run_fresh
 from ..harness.worker import Proc
 from ..strategies import Blob
 
@@ -197,28 +197,11 @@ def run_ops(proc: Proc, ops: Sequence[Tuple[object, ...]]) -> List[object]:
 
 
 # --- an attacher's exit ------------------------------------------------------------------------
-#: What the fresh interpreter runs (stdlib only until it unpickles the channel).  The
-#: ipc_specs package __init__s import Hypothesis (about a second); the backend needs none
-#: of that, so they are stood in for by bare namespace modules first, and imported for
-#: real only if unpickling fails that way (the shm family's fresh attacher does the same).
+#: What the fresh interpreter runs after fresh.LOAD_CHANNEL (stdlib only until it unpickles).
 FRESH_SCRIPT = """
-import importlib.util, os, pickle, sys, types
-def light():
-    for name in ("ipc_specs", "ipc_specs.maps"):
-        spec = importlib.util.find_spec(name)
-        mod = types.ModuleType(name)
-        mod.__path__ = list(spec.submodule_search_locations)
-        mod.__spec__ = spec
-        sys.modules[name] = mod
 with open(sys.argv[1], "rb") as f:
     blob, items, how = pickle.load(f)
-light()
-try:
-    channel = pickle.loads(blob)
-except (ImportError, AttributeError):
-    for name in [m for m in sys.modules if m.split(".")[0] in ("ipc_specs", "ipc_impls")]:
-        del sys.modules[name]
-    channel = pickle.loads(blob)
+channel = load_channel(blob, "ipc_specs.maps")
 handle = channel.open()
 for key, value in items:
     handle.set(key, value)
@@ -243,13 +226,7 @@ def attacher_exits(proc: Proc, items: Sequence[Item], how: str,
     with open(task, "wb") as f:
         pickle.dump((pickle.dumps(proc.channel), [(k, b.data) for k, b in items], how), f)
     with open(out_path, "wb") as out:
-        # A new session: the interpreter and anything it starts (a resource tracker) share a group.
-        child = proc.call("subprocess", subprocess.Popen, [sys.executable, "-c", FRESH_SCRIPT, task],
-                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True, detail=how)
-        rc = child.wait()
-    proc.note("exited", str(rc))
-    _wait_group_gone(child.pid)
-    proc.note("group_gone", str(child.pid))
+        rc = run_fresh(proc, FRESH_SCRIPT, [task], detail=how, stdout=out, stderr=subprocess.STDOUT)
     with open(out_path, errors="replace") as f:
         tail = f.read()[-600:]
     h = proc.open("open")
@@ -257,12 +234,3 @@ def attacher_exits(proc: Proc, items: Sequence[Item], how: str,
     h.close()
     return rc, tail, now
 
-
-def _wait_group_gone(pgid: int) -> None:
-    """Poll until no process of the group is left; the harness watchdog bounds the wait."""
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.005)

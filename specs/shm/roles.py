@@ -6,11 +6,9 @@ from __future__ import annotations
 import fcntl
 import os
 import pickle
-import subprocess
-import sys
-import time
 from typing import List, Optional, Sequence, Tuple
 
+from ..harness.fresh import run_fresh
 from ..harness.worker import Proc
 
 Region = Tuple[int, bytes]  # (offset, payload)
@@ -155,27 +153,10 @@ def truncate_under_mapping(proc: Proc, size: int) -> None:
 
 
 # --- an unrelated interpreter ----------------------------------------------------------------
-#: What the fresh interpreter runs (stdlib only until it unpickles the channel).  The
-#: channel's module imports ipc_specs, whose package __init__s import Hypothesis (about a
-#: second); the backend needs none of that, so the packages are first stood in for by bare
-#: namespace modules, and imported for real only if unpickling fails that way.
+#: What the fresh interpreter runs after fresh.LOAD_CHANNEL (stdlib only until it unpickles).
 FRESH_SCRIPT = """
-import importlib.util, pickle, sys, types
-def light():
-    for name in ("ipc_specs", "ipc_specs.shm"):
-        spec = importlib.util.find_spec(name)
-        mod = types.ModuleType(name)
-        mod.__path__ = list(spec.submodule_search_locations)
-        mod.__spec__ = spec
-        sys.modules[name] = mod
 blob, n = bytes.fromhex(sys.argv[1]), int(sys.argv[2])
-light()
-try:
-    channel = pickle.loads(blob)
-except (ImportError, AttributeError):
-    for name in [m for m in sys.modules if m.split(".")[0] in ("ipc_specs", "ipc_impls")]:
-        del sys.modules[name]
-    channel = pickle.loads(blob)
+channel = load_channel(blob, "ipc_specs.shm")
 seg = channel.attach()
 sys.stdout.write(seg.read(0, n).hex())
 seg.close()
@@ -193,13 +174,8 @@ def attach_in_fresh_interpreter(proc: Proc, n: int) -> Tuple[int, str, str, Opti
     err_path = os.path.join(proc.task.directory, "fresh-err")
     blob = pickle.dumps(proc.channel).hex()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        # A new session: the interpreter and its tracker share a process group we can watch.
-        child = proc.call("subprocess", subprocess.Popen, [sys.executable, "-c", FRESH_SCRIPT, blob, str(n)],
-                          stdout=out, stderr=err, start_new_session=True, detail="python -c attach/read/close")
-        rc = child.wait()
-    proc.note("exited", str(rc))
-    _wait_group_gone(child.pid)
-    proc.note("group_gone", str(child.pid))
+        rc = run_fresh(proc, FRESH_SCRIPT, [blob, str(n)], detail="python -c attach/read/close", stdout=out,
+                       stderr=err)
     with open(out_path) as f:
         seen = f.read().strip()
     with open(err_path, errors="replace") as f:
@@ -212,12 +188,3 @@ def attach_in_fresh_interpreter(proc: Proc, n: int) -> Tuple[int, str, str, Opti
     seg.close()
     return rc, seen, err_tail, now
 
-
-def _wait_group_gone(pgid: int) -> None:
-    """Poll until no process of the group is left; the harness watchdog bounds the wait."""
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.005)
