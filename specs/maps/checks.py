@@ -15,7 +15,7 @@ from .. import limits
 from ..harness.history import INVOKE, Event, History
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
-from ..strategies import Blob
+from ..strategies import Blob, anchored_integers
 from . import roles
 from .protocol import KEY_ALPHABET, LOCKED_UPDATE, MAX_KEY_LEN
 
@@ -32,8 +32,7 @@ def value_sizes(case: Case) -> st.SearchStrategy[int]:
     """Value sizes up to the backend's max_value_size (at most ROOM), half the time at a
     boundary: 0, 1, a page, and the claimed maximum and maximum-1."""
     top = min(int(case.backend.max_value_size), ROOM)
-    edges = sorted({0, 1, limits.page_size(), top - 1, top})
-    return st.one_of(st.sampled_from([e for e in edges if 0 <= e <= top]), st.integers(0, top))
+    return anchored_integers(0, top, [0, 1, limits.page_size(), top - 1, top])
 
 
 def values(case: Case) -> st.SearchStrategy[Blob]:
@@ -42,7 +41,7 @@ def values(case: Case) -> st.SearchStrategy[Blob]:
 
 def map_keys() -> st.SearchStrategy[str]:
     """Keys every backend must take: 1 to MAX_KEY_LEN characters, the shortest and longest often."""
-    lengths = st.one_of(st.sampled_from([1, MAX_KEY_LEN]), st.integers(1, MAX_KEY_LEN))
+    lengths = anchored_integers(1, MAX_KEY_LEN, [1, MAX_KEY_LEN], deep=False)
     return lengths.flatmap(lambda n: st.text(KEY_ALPHABET, min_size=n, max_size=n))
 
 
