@@ -84,6 +84,7 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
     # The CLI imports ipc_specs (and so Hypothesis) before pytest starts, which makes
     # pytest warn that it cannot assert-rewrite Hypothesis; that is harmless here.
     argv = ["--pyargs", *modules, "-p", "no:cacheprovider", "-q", "--tb=short", "-rN", "--ipc-progress",
+            "-o", "console_output_style=classic",  # no "[100%]" column: the progress line counts checks
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if ns.workers not in ("0", 0):
         argv += ["-n", str(ns.workers)]

@@ -48,7 +48,8 @@ def _backend_order(collector: Collector) -> List[str]:
 def header_lines(collector: Collector, width: int) -> List[str]:
     s = collector.settings
     low, high = collector.examples_range()
-    rests = f"; verdicts rest on {low}-{high} examples per placement" if high else ""
+    span = f"{low}" if low == high else f"{low}-{high}"
+    rests = f"; verdicts rest on {span} examples per placement" if high else ""
     text = (f"profile {s.get('profile', '?')} (up to {s.get('max_examples', '?')} examples per check"
             f"{', derandomized' if s.get('derandomize') else ''}){rests}")
     legend = "marks: " + ", ".join(f"{SHORT[v]} {v.replace('_', ' ')}" for v in ORDER)

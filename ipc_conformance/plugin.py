@@ -233,9 +233,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     _STATE["terminal"] = tr
+    if _STATE["options"]["progress"]:
+        _quiet_xdist_status(session.config)
     if tr is not None and session.config.get_verbosity() < 0:
         for line in pytest_report_header(session.config):
             tr.write_line(line)
+
+
+def _quiet_xdist_status(config: pytest.Config) -> None:
+    """Under --ipc-progress, pytest-xdist's "bringing up nodes..." lines say nothing the
+    progress line does not: its reporter writes them whenever the output is not a terminal."""
+    reporter = config.pluginmanager.get_plugin("terminaldistreporter")
+    if reporter is not None and hasattr(reporter, "ensure_show_status"):
+        reporter.ensure_show_status = lambda: None  # an instance attribute: xdist itself is untouched
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist has reaped its workers: a zombie's pid is alive

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from .. import limits as kernel
 from ..harness.history import FAIL, INVOKE, OK, Event, History
-from ..harness.run import Case
+from ..harness.run import BackendError, Case
 from ..invariant import Unresolved
 from ..strategies import Blob, anchored_integers, kernel_edges
 from .protocol import EMPTY_MESSAGES, QueueLimits
@@ -38,6 +38,21 @@ def preflight(case: Case) -> QueueLimits:
         problems = case.harness.root.release(scope)
     if problems:
         raise RuntimeError(f"cleanup failed: {problems}")
+    return checked_limits(limits)
+
+
+def checked_limits(limits: object) -> QueueLimits:
+    """``limits()``'s result, or one clear error: every check reads it, so a malformed one
+    (a dict, a negative size) gives every check the same ERROR instead of a different crash each."""
+    if not isinstance(limits, QueueLimits):
+        raise BackendError(f"channel.limits() returned {type(limits).__name__} {limits!r:.80}, expected "
+                           "ipc_specs.queues.protocol.QueueLimits")
+    for name in ("max_messages", "max_bytes", "max_message_size", "max_priority"):
+        value = getattr(limits, name)
+        low = 0 if name in ("max_priority", "max_message_size") else 1
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise BackendError(f"channel.limits().{name} is {value!r}, expected None (no limit claimed) "
+                               f"or an int >= {low}")
     return limits
 
 
