@@ -149,8 +149,8 @@ def locked_read_modify_write_is_exact(backend: object, case: Case) -> None:
 
     # Pinned: a pause inside every body, so that each holder is descheduled while it holds
     # the lock; a lock that does not cover the body then loses updates on any machine.
-    case.explore(body, scale=0.5, procs=st.integers(2, 4), times=st.one_of(st.just(1), st.integers(1, 200)),
-                 pause_us=st.one_of(st.just(0), st.sampled_from([0, 50, 500])),
+    case.explore(body, scale=0.5, procs=st.integers(2, 4), times=anchored_integers(1, 200, [1]),
+                 pause_us=st.sampled_from([0, 50, 500]),
                  examples=[{"procs": 3, "times": 20, "pause_us": 500}])
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
+from ..strategies import anchored_integers
 from . import roles
 from .protocol import ALARM, ITIMER, SIGWAIT
 
@@ -60,7 +61,7 @@ def alarm_returns_seconds_left_rounded(backend: object, case: Case) -> None:
 
     # Mostly less than a second left: that is where flooring returns 0.
     draws = st.integers(1, 3).flatmap(lambda n: st.tuples(
-        st.just(n), st.one_of(st.integers(100, 950), st.integers(100, n * 1000))))
+        st.just(n), anchored_integers(100, n * 1000, [950])))
     case.explore(lambda p: body(*p), scale=0.5, p=draws)
 
 
@@ -151,9 +152,8 @@ def alarm_and_setitimer_share_one_timer(backend: object, case: Case) -> None:
                got=f"getitimer = {v['getitimer_after_alarm0']} after alarm(0)",
                expected="(0.0, 0.0): alarm(0) disarmed the setitimer timer", call="getitimer", history=h)
 
-    case.explore(body, alarm_s=st.one_of(st.sampled_from([1, 2, 3600]), st.integers(1, 86400)),
-                 itimer_ms=st.one_of(st.sampled_from([1, 499, 500, 501, 999, 1000, 1499, 1500, 2500]),
-                                     st.integers(1, 100000)))
+    case.explore(body, alarm_s=anchored_integers(1, 86400, [1, 2, 3600]),
+                 itimer_ms=anchored_integers(1, 100000, [1, 499, 500, 501, 999, 1000, 1499, 1500, 2500]))
 
 
 @invariant(
@@ -176,7 +176,7 @@ def forked_child_starts_without_alarm(backend: object, case: Case) -> None:
                got=f"the parent's alarm(0) returned {v['parent_alarm']}",
                expected=f"1…{seconds} (its alarm({seconds}) still pending)", call="alarm(0)", history=h)
 
-    case.explore(body, scale=0.5, seconds=st.one_of(st.just(1), st.integers(1, 1000)))
+    case.explore(body, scale=0.5, seconds=anchored_integers(1, 1000, [1]))
 
 
 @invariant(
@@ -195,4 +195,4 @@ def tiny_setitimer_value_fires(backend: object, case: Case) -> None:
                got=f"no SIGALRM within {v['waited_s']} s of setitimer({micros} µs)",
                expected="SIGALRM (the timer was armed)", call="setitimer", history=out.history.format())
 
-    case.explore(body, micros=st.one_of(st.sampled_from([1, 2, 500, 999]), st.integers(1, 999)))
+    case.explore(body, micros=anchored_integers(1, 999, [1, 2, 500, 999]))
