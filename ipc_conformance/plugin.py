@@ -198,12 +198,28 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         collector.backends.setdefault(props["ipc_backend"], props["ipc_backend_meta"])
         collector.add(props, report.nodeid)
     elif report.when == "???" and report.failed:  # pytest-xdist: the worker died running it
-        collector.add_crash(report.nodeid, "the pytest-xdist worker running it died: "
-                            + " ".join(str(report.longrepr).split())[:200])
+        if collector.add_crash(report.nodeid, "the pytest-xdist worker running it died: "
+                               + " ".join(str(report.longrepr).split())[:200]):
+            _reproduce_crash(collector, report.nodeid)
     else:
         return
     if _STATE["options"]["progress"]:
         _show_progress(collector)
+
+
+def _reproduce_crash(collector: Collector, nodeid: str) -> None:
+    """A crashed case's reproduce line runs it under one xdist worker (``-n 1``): with ``-n 0``
+    the crash would take the whole run down again instead of being reported as a crash."""
+    from . import reproduce
+    from .collector import case_of
+
+    key = case_of(nodeid)
+    source = collector.backends.get(key[0], {}).get("source") if key else None
+    if key is None or source is None:
+        return
+    test_id = nodeid.rsplit("::", 1)[-1]
+    line = reproduce.command(source=source, test_id=test_id, opts=_STATE["options"], blob="", flaky=False)
+    collector.cells[key[:2]].placements[key[2]]["reproduce"] = line.replace(" -n 0 ", " -n 1 ")
 
 
 def _show_progress(collector: Collector) -> None:

@@ -360,6 +360,8 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
     data = json.loads(report.read_text())
     cell = data["results"][0]["placements"]["fork"]
     assert cell["verdict"] == "crashed" and "worker running it died" in cell["detail"], cell
+    # Its reproduce line keeps the crash inside an xdist worker (-n 0 would end the run again).
+    assert " -n 1 -k " in cell["reproduce"] and "badbackends:HangingNamedBackend" in cell["reproduce"], cell
     assert data["status"] == "FAILED" and "ipc-conformance: FAILED: 1 CRASH" in output, output
 
 
