@@ -59,6 +59,8 @@ dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15em .8em;marg
 dl.facts dt{font-weight:bold}dl.facts dd{margin:0}
 .reproduce{background:#fffbe6;border-color:#c9a800}
 .muted{color:#555}
+.side{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
+.side thead th{background:#ddd}
 """
 
 #: Opens the <details> a matrix cell links to (fragment navigation alone does not, in every browser).
@@ -269,10 +271,11 @@ def _split_counterexample(text: str) -> Tuple[str, str]:
 
 
 def _machine(data: Mapping[str, Any]) -> List[str]:
-    out = ['<section id="machine"><h2>Machine limits and versions</h2><table><tbody>']
-    out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in data["versions"].items()]
-    out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in data["limits"].items()]
-    out.append("</tbody></table><h3>Settings</h3><table><tbody>")
-    out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in data["settings"].items()]
-    out.append("</tbody></table></section>")
+    out = ['<section id="machine"><h2>Machine limits, versions and settings</h2><div class="side">']
+    for title, table in (("versions", data["versions"]), ("machine limits (read at run time)", data["limits"]),
+                         ("settings", data["settings"])):
+        out.append(f"<table><thead><tr><th colspan=2>{esc(title)}</th></tr></thead><tbody>")
+        out += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in table.items()]
+        out.append("</tbody></table>")
+    out.append("</div></section>")
     return out

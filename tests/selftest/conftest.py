@@ -20,3 +20,31 @@ def quick_harness() -> Iterator[Harness]:
     h = Harness(deadline_s=3.0, profile="ci", shrink=False, replays=0)  # derandomized: the same examples every run
     yield h
     assert h.close() == []
+
+
+@pytest.fixture(autouse=True)
+def _reports_follow_their_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every JSON report a self-test writes (under its tmp_path) is validated against
+    ``report.schema.json`` and every JUnit report parsed, whatever the test itself checks.
+    The runs the self-tests start append no job summary to the CI job that runs them."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    # Asked for before the test runs, so that tmp_path is torn down after this fixture.
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is None:
+        return
+    import json
+    import xml.etree.ElementTree as ET
+
+    from ipc_conformance.schema import validate
+
+    for path in tmp.rglob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("ipc-conformance-report/"):
+            assert validate(data) == [], f"{path} does not follow report.schema.json"
+    for path in tmp.rglob("*.xml"):
+        root = ET.parse(str(path)).getroot()  # well-formed, or this raises
+        assert root.tag != "testsuites" or root.get("name") == "ipc-conformance", path
