@@ -14,6 +14,7 @@ in greyscale: failures are dark, passes light, what was not judged white or hatc
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
@@ -35,7 +36,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .4em;border-b
 code,pre{font:12.5px/1.4 ui-monospace,"DejaVu Sans Mono",monospace}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.6em;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 table{border-collapse:collapse;margin:.4em 0}th,td{border:1px solid #bbb;padding:.2em .45em;vertical-align:middle}
-th{background:#f0f0f0;text-align:left}
+th{background:#f0f0f0;text-align:left}td.num{white-space:nowrap;text-align:right}
 .status{display:inline-block;padding:.15em .6em;font-weight:bold;border:2px solid #000}
 .matrix thead th{vertical-align:bottom}
 .matrix th.b{writing-mode:vertical-rl;transform:rotate(180deg);white-space:nowrap;font-weight:normal;
@@ -59,6 +60,7 @@ dl.facts{display:grid;grid-template-columns:max-content auto;gap:.15em .8em;marg
 dl.facts dt{font-weight:bold}dl.facts dd{margin:0}
 .reproduce{background:#fffbe6;border-color:#c9a800}
 .muted{color:#555}
+.figure svg,.figure img{max-width:100%;height:auto}
 .side{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 .side thead th{background:#ddd}
 """
@@ -114,6 +116,23 @@ def to_html(data: Mapping[str, Any], extra_sections: Sequence[Section] = (),
     return "\n".join(parts) + "\n"
 
 
+def svg_fragment(svg: str) -> str:
+    """An SVG document (as matplotlib's ``savefig(format="svg")`` writes it) as a fragment an
+    extra section can hold inline: without its XML declaration and DOCTYPE."""
+    start = svg.find("<svg")
+    if start < 0:
+        raise ValueError("not an SVG document: no <svg element")
+    return f'<div class="figure">{svg[start:]}</div>'
+
+
+def png_fragment(png: bytes, alt: str) -> str:
+    """A PNG image as a fragment an extra section can hold: an ``<img>`` with a data: URI."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("not a PNG image")
+    data = base64.b64encode(png).decode("ascii")
+    return f'<div class="figure"><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></div>'
+
+
 def _failure_ids(data: Mapping[str, Any]) -> Dict[Tuple[str, str, str], str]:
     out: Dict[Tuple[str, str, str], str] = {}
     for r in data["results"]:
@@ -157,7 +176,8 @@ def _backends(data: Mapping[str, Any]) -> List[str]:
         cls = _STATUS_CLASS.get(entry["status"], "not_run")
         out.append(f'<tr class="backend"><td><code>{esc(name)}</code></td><td>{esc(meta.get("kind", "?"))}</td>'
                    f'<td class="v v-{cls}">{esc(entry["status"])}</td><td>{esc(counts)}</td>'
-                   f'<td>{int(entry["examples"])}</td><td>{float(entry["duration_s"]):.1f} s</td>'
+                   f'<td class="num">{int(entry["examples"])}</td>'
+                   f'<td class="num">{float(entry["duration_s"]):.1f} s</td>'
                    f"<td>{esc(origin)}</td></tr>")
     out.append("</tbody></table>")
     for problem in data["load_problems"]:

@@ -107,6 +107,21 @@ def test_the_html_report_escapes_user_data_and_links_the_catalogue(data: Dict[st
         assert needed in text, needed
 
 
+def test_extra_sections_hold_figures_inline(data: Dict[str, Any]) -> None:
+    from ipc_conformance.report_html import png_fragment, svg_fragment
+
+    svg = ('<?xml version="1.0" encoding="utf-8" standalone="no"?>\n<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN"'
+           ' "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n<svg xmlns="http://www.w3.org/2000/svg" '
+           'width="10" height="10"><rect width="10" height="10"/></svg>\n')
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    page = to_html(data, extra_sections=[("Throughput", svg_fragment(svg)), ("Latency", png_fragment(png, "a<b"))])
+    assert "<?xml" not in page and "<!DOCTYPE svg" not in page and '<rect width="10"' in page
+    assert 'alt="a&lt;b" src="data:image/png;base64,iVBORw0KGgo' in page
+    assert page.index("<h2>Throughput</h2>") < page.index("<h2>Latency</h2>") < page.index('id="machine"')
+    with pytest.raises(ValueError):
+        png_fragment(b"GIF89a", "x")
+
+
 def test_catalogue_links_reach_the_catalogues_anchors() -> None:
     """docs/INVARIANTS.md heads each entry ``### `<id>` ``; GitHub's anchor for such a heading is
     the text lowercased, punctuation other than - and _ dropped, spaces made hyphens: the id."""
