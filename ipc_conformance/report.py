@@ -154,7 +154,7 @@ def catalogue_link(report_path: str) -> str:
         for entry in metadata.metadata("ipc-conformance").get_all("Project-URL") or []:
             label, _, url = entry.partition(",")
             if label.strip().lower() == "catalogue" and url.strip():
-                return url.strip()
+                return str(url).strip()
     except metadata.PackageNotFoundError:
         pass
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "INVARIANTS.md")
