@@ -12,6 +12,7 @@ import re
 from typing import Any, Dict, List, Mapping
 
 from .collector import FAILING, SHORT
+from .matrix import one_line
 from .report import examples_text, settings_text
 
 #: A job summary above GitHub's limit (1 MiB per step) is dropped whole: list at most this
@@ -70,7 +71,7 @@ def to_markdown(data: Mapping[str, Any]) -> str:
                   "| invariant | level | verdict | examples | placements | why |", "|---|---|---|---|---|---|"]
         for r in rows:
             places = ", ".join(f"{p}: {SHORT[d['verdict']]}" for p, d in sorted(r["placements"].items()))
-            why = text(_note(r))
+            why = text(one_line(_note(r), 160))  # failures in full below
             lines.append(f"| {code(r['invariant'])} | {r['level']} | {SHORT[r['verdict']]} | {r['examples']} "
                          f"| {places} | {why} |")
         lines.append("")

@@ -22,12 +22,19 @@ def quick_harness() -> Iterator[Harness]:
     assert h.close() == []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_job_summary() -> Iterator[None]:
+    """The runs the self-tests start append no summary to the CI job that runs them (session
+    scope: before any module-scoped fixture starts a run)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("GITHUB_STEP_SUMMARY", raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _reports_follow_their_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _reports_follow_their_schema(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every JSON report a self-test writes (under its tmp_path) is validated against
-    ``report.schema.json`` and every JUnit report parsed, whatever the test itself checks.
-    The runs the self-tests start append no job summary to the CI job that runs them."""
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    ``report.schema.json`` and every JUnit report parsed, whatever the test itself checks."""
     # Asked for before the test runs, so that tmp_path is torn down after this fixture.
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
