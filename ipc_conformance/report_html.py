@@ -2,10 +2,19 @@
 
 No network: the CSS is inline, there are no fonts, images or scripts to fetch. The
 failure details are ``<details>`` elements, which open on a click without any
-script; a five-line script only opens the one a matrix cell links to (without it,
+script; a three-line script only opens the one a matrix cell links to (without it,
 the link still scrolls there). Every string that comes from a backend or a run
 (names, messages, counterexamples, reproduce lines) is escaped; only the extra
 sections' fragments are inserted as they are (see :func:`to_html`).
+
+Other commands add their own sections (e.g. the bench's plots) after the matrices::
+
+    from ipc_conformance import report
+    from ipc_conformance.report_html import png_fragment, svg_fragment
+
+    data = json.load(open("conformance.json"))   # a JSON report, or report.to_json(collector)
+    report.write_data(data, "out.html", extra_sections=[
+        ("Throughput", svg_fragment(svg_text)), ("Latency", png_fragment(png_bytes, "latency plot"))])
 
 Each cell shows its mark as text (``pass``, ``FAIL``, ``FLAKY`` …, the terminal's) and
 the number of examples it rests on; the colours add to the text and keep their order

@@ -17,10 +17,12 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from ipc_conformance import report, schema
+from ipc_conformance.collector import SHORT
 from ipc_conformance.report_html import to_html
 from ipc_conformance.report_md import code, step_summary, to_markdown
 
 from .report_sample import BAD, GOOD, INVARIANTS, REPRODUCE_FAIL, sample_collector
+from .test_verdicts import matrix_marks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,8 +91,9 @@ def test_results_come_in_catalogue_order(data: Dict[str, Any]) -> None:
 def test_the_html_report_escapes_user_data_and_links_the_catalogue(data: Dict[str, Any]) -> None:
     page = to_html(data, extra_sections=[("Bench <plots>", "<p id='bench'>fragment</p>")], catalogue="cat.md")
     tags = parse(page)
-    assert [t for t, _ in tags.tags].count("script") == 1  # the report's own five lines, nothing injected
-    assert "<b>" not in page.replace("<b>&", "") and "&lt;script&gt;document.title" in page
+    assert [t for t, _ in tags.tags].count("script") == 1  # the report's own three lines, nothing injected
+    assert "<b>" not in page and "evil&lt;b&gt;&amp;amp;&#x27;&quot;twin" in page
+    assert "&lt;script&gt;document.title" in page
     assert "\x00" not in page and "\x1b" not in page and "\\x1b[31m\\x00" in page
     assert not [a for _, attrs in tags.tags for k, a in attrs.items()
                 if k in ("src", "href") and re.match(r"(https?:)?//", a)], "the page fetches nothing"
@@ -207,6 +210,9 @@ def test_a_run_writes_every_report_asked_for_and_the_job_summary(tmp_path: Path)
     fail = next(r for r in data["results"] if r["verdict"] == "fail")["placements"]["fork"]
     assert fail["blob"] and fail["blob"] in fail["reproduce"]
     page = paths[1].read_text()
+    matrices = re.findall(r'<table class="matrix">.*?</table>', page, flags=re.S)
+    cells = [SHORT[v] for m in matrices for v in re.findall(r'<td class="v v-(\w+)"', m)]
+    assert sorted(cells) == sorted(matrix_marks(out.stdout)) == ["FAIL", "pass"]  # one truth: matrix and page
     assert fail["reproduce"].replace("'", "&#x27;") in page and 'id="status"' in page
     assert ET.parse(str(paths[2])).getroot().get("failures") == "1"
     assert fail["reproduce"] in paths[3].read_text()
