@@ -78,8 +78,10 @@ def test_the_html_report_reads_and_opens_in_a_real_browser(browser: Any, tmp_pat
     assert marks["fail"] == ["FAIL"] and marks["flaky"] == ["FLAKY"] and marks["error"] == ["ERROR"]
     assert marks["crashed"] == ["CRASH"] and marks["unresolved"] == ["unres"] and marks["not_run"] == ["--"]
     assert "n/a" in marks["unsupported"] and len(marks["pass"]) >= 8
-    # Greyscale: the failing marks are darker than the passing ones (relative luminance of the background).
-    assert _luminance(browser, ".matrix td.v-fail") < _luminance(browser, ".matrix td.v-pass")
+    # Greyscale keeps the order: the worse the verdict, the darker its cell (luminance of the background).
+    shades = [_luminance(browser, f".matrix td.v-{v}") for v in ("crashed", "error", "fail", "flaky", "pass",
+                                                                 "unsupported")]
+    assert shades == sorted(shades) and shades[2] < 100 < shades[3] < 200 < shades[4], shades
 
     failure = browser.find_elements(By.CSS_SELECTOR, "details.failure")[0]
     repro = failure.find_element(By.CSS_SELECTOR, "pre.reproduce")
