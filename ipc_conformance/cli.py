@@ -64,8 +64,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="private memory a worker process may allocate (0: no cap)")
     p.add_argument("--faults", default=None, choices=["on", "off"],
                    help="draw faults (signals during blocking calls, a killed writer) into examples (default on)")
-    p.add_argument("--report", default=None, metavar="PATH",
-                   help="write the verdicts to PATH: .json, .md (Markdown) or .xml (JUnit XML)")
+    p.add_argument("--report", action="append", default=[], metavar="PATH",
+                   help="write the verdicts to PATH: .json, .md (Markdown), .xml (JUnit XML) or .html (one "
+                   "self-contained page); repeatable")
     p.add_argument("--replay", default=None, metavar="BLOB",
                    help="run exactly this failing example (the blob a reproduce line prints) of one check")
     p.add_argument("-k", dest="keyword", default=None, help="pytest -k expression to select tests")
@@ -93,9 +94,11 @@ def pytest_argv(ns: argparse.Namespace) -> List[str]:
     for opt, value in (("--ipc-profile", ns.profile), ("--ipc-deadline", ns.deadline),
                        ("--ipc-placements", ns.placements), ("--ipc-replays", ns.replays),
                        ("--ipc-worker-memory", ns.worker_memory), ("--ipc-faults", ns.faults),
-                       ("--ipc-report", ns.report), ("--ipc-replay", ns.replay), ("-k", ns.keyword)):
+                       ("--ipc-replay", ns.replay), ("-k", ns.keyword)):
         if value is not None:
             argv += [opt, str(value)]
+    for path in ns.report:
+        argv += ["--ipc-report", path]
     return argv + list(ns.pytest_args)
 
 

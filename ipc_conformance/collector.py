@@ -101,6 +101,7 @@ class Collector:
             "reproduce": props.get("ipc_reproduce", ""),
             "replays": props.get("ipc_replays"),
             "duration_s": props.get("ipc_duration_s"),
+            "blob": props.get("ipc_blob", ""),
         })
 
     def add_crash(self, nodeid: str, detail: str) -> bool:
@@ -110,7 +111,7 @@ class Collector:
             return False
         self.reported.add(nodeid)
         self.set_cell(key, {"verdict": "crashed", "detail": detail, "examples": 0, "counterexample": "",
-                            "reproduce": "", "replays": None, "duration_s": None})
+                            "reproduce": "", "replays": None, "duration_s": None, "blob": ""})
         return True
 
     def set_cell(self, key: CaseKey, entry: Dict[str, Any]) -> None:
@@ -123,7 +124,7 @@ class Collector:
             if nodeid not in self.reported:
                 self.set_cell(key, {"verdict": "not_run", "detail": "scheduled but not run (the run stopped early)",
                                     "examples": 0, "counterexample": "", "reproduce": "", "replays": None,
-                                    "duration_s": None})
+                                    "duration_s": None, "blob": ""})
                 self.reported.add(nodeid)
                 self.interrupted = True
 
@@ -170,6 +171,23 @@ class Collector:
         if not any(counts[v] for v in JUDGED):
             return "NOTHING-CHECKED"
         return "PASSED"
+
+    def per_backend(self) -> Dict[str, Dict[str, Any]]:
+        """For each backend with cells: its verdict counts (one per invariant), the examples and
+        seconds its checks took, and its own one-word status (as :meth:`status`, for it alone)."""
+        out: Dict[str, Dict[str, Any]] = {}
+        for (backend, _), cell in sorted(self.cells.items()):
+            entry = out.setdefault(backend, {"status": "", "verdicts": {v: 0 for v in ORDER}, "examples": 0,
+                                             "duration_s": 0.0})
+            entry["verdicts"][cell.verdict] += 1
+            entry["examples"] += cell.examples
+            entry["duration_s"] += sum(float(p.get("duration_s") or 0) for p in cell.placements.values())
+        for entry in out.values():
+            counts = entry["verdicts"]
+            entry["duration_s"] = round(entry["duration_s"], 3)
+            entry["status"] = ("FAILED" if any(counts[v] for v in FAILING) else "PARTIAL" if counts["not_run"]
+                               else "PASSED" if any(counts[v] for v in JUDGED) else "NOTHING-CHECKED")
+        return out
 
     def examples_range(self) -> Tuple[int, int]:
         """Fewest and most examples a judged placement rested on (0, 0 when none)."""

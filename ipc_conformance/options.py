@@ -36,8 +36,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--ipc-backend", action="append", default=[], metavar="MODULE:ATTR",
                     help="check this backend (repeatable; env IPC_BACKENDS, comma-separated); default: the "
                     "reference backends and installed ones")
-    group.addoption("--ipc-report", metavar="PATH", default=env("IPC_REPORT"),
-                    help="write the verdicts to PATH: .json, .md (Markdown) or .xml (JUnit XML); env IPC_REPORT")
+    group.addoption("--ipc-report", metavar="PATH", action="append", default=[],
+                    help="write the verdicts to PATH: .json, .md (Markdown), .xml (JUnit XML) or .html (one "
+                    "self-contained page); repeatable; env IPC_REPORT (comma-separated)")
     group.addoption("--ipc-profile", default=env("IPC_PROFILE", DEFAULT_PROFILE), metavar="NAME",
                     help=f"examples per check: {', '.join(PROFILES)} (default {DEFAULT_PROFILE}); env IPC_PROFILE")
     group.addoption("--ipc-deadline", default=env("IPC_DEADLINE", str(DEFAULT_DEADLINE_S)), metavar="SECONDS",
@@ -71,18 +72,24 @@ def validated(config: pytest.Config) -> dict:  # type: ignore[type-arg]
                  "worker_memory": _int("--ipc-worker-memory", get("ipc_worker_memory"),
                                        "must be 0 (no cap) or a number of MiB"),
                  "placements": placements(get("ipc_placements")),
-                 "report": get("ipc_report") or None, "replay": get("ipc_replay").strip(),
+                 "report": reports(get("ipc_report")), "replay": get("ipc_replay").strip(),
                  "progress": bool(get("ipc_progress"))}
-    if out["report"]:
+    for path in out["report"]:
         from .report import report_problem
 
-        problem = report_problem(out["report"])
+        problem = report_problem(path)
         if problem:
             raise pytest.UsageError(problem)
     problem = scratch_problem(os.environ.get(SCRATCH_ENV))
     if problem:
         raise pytest.UsageError(problem)
     return out
+
+
+def reports(given: List[str]) -> List[str]:
+    """The report paths: every ``--ipc-report``, else those of ``IPC_REPORT`` (comma-separated)."""
+    paths = list(given) or os.environ.get("IPC_REPORT", "").split(",")
+    return list(dict.fromkeys(p.strip() for p in paths if p.strip()))
 
 
 def deadline(text: Any) -> float:

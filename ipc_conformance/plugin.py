@@ -17,6 +17,7 @@ unresolved; an interrupted one keeps 2 and says PARTIAL.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, Generator, List, Union
 
@@ -67,7 +68,8 @@ def _activate(config: pytest.Config) -> None:
     collector.settings = {"profile": values["profile"], "max_examples": profile["max_examples"],
                           "derandomize": bool(profile.get("derandomize")), "deadline_s": values["deadline"],
                           "replays": values["replays"], "faults": values["faults"],
-                          "placements": values["placements"], "worker_memory_mib": values["worker_memory"]}
+                          "placements": values["placements"], "worker_memory_mib": values["worker_memory"],
+                          "hypothesis_seed": _hypothesis_seed(config)}
     _STATE.update(active=True, options=values, collector=collector, harness=None, items=None, started=time.time())
     if not hasattr(config, "workerinput"):  # the controller cleans up after crashed runs
         from ipc_specs.harness.resources import sweep_debris
@@ -76,6 +78,16 @@ def _activate(config: pytest.Config) -> None:
         collector.debris = sweep_debris()
         _load_for_verdicts(config, collector, bool(specs))
     _install_sigterm()
+
+
+def _hypothesis_seed(config: pytest.Config) -> Any:
+    """Hypothesis's ``--hypothesis-seed``, when given (else each check draws from a fresh seed,
+    or from one derived from the test under a derandomized profile)."""
+    try:
+        seed = config.getoption("hypothesis_seed")
+    except ValueError:
+        return None
+    return None if seed is None else str(seed)
 
 
 def _load_for_verdicts(config: pytest.Config, collector: Collector, explicit: bool) -> None:
@@ -320,10 +332,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.section("IPC conformance failures")
         for line in failures:
             tr.write_line(line)
-    path = _STATE["options"]["report"]
-    if path:
-        rpt.write(collector, path)
+    paths = _STATE["options"]["report"]
+    data = rpt.to_json(collector) if paths or os.environ.get("GITHUB_STEP_SUMMARY") else {}
+    for path in paths:
+        rpt.write_data(data, path)
         tr.write_line(f"report written to {path}")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):  # a GitHub Actions job: its summary page shows this
+        from .report_md import append_step_summary
+
+        try:
+            tr.write_line(f"summary appended to {append_step_summary(data)}")
+        except OSError as exc:
+            tr.write_line(f"ipc-conformance: could not append to GITHUB_STEP_SUMMARY: {exc}")
     tr.write_line(lines[-1], bold=True, red=collector.status() != "PASSED", green=collector.status() == "PASSED")
 
 

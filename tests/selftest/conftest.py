@@ -20,3 +20,38 @@ def quick_harness() -> Iterator[Harness]:
     h = Harness(deadline_s=3.0, profile="ci", shrink=False, replays=0)  # derandomized: the same examples every run
     yield h
     assert h.close() == []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_job_summary() -> Iterator[None]:
+    """The runs the self-tests start append no summary to the CI job that runs them (session
+    scope: before any module-scoped fixture starts a run)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("GITHUB_STEP_SUMMARY", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _reports_follow_their_schema(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every JSON report a self-test writes (under its tmp_path) is validated against
+    ``report.schema.json`` and every JUnit report parsed, whatever the test itself checks."""
+    # Asked for before the test runs, so that tmp_path is torn down after this fixture.
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is None:
+        return
+    import json
+    import xml.etree.ElementTree as ET
+
+    from ipc_conformance.schema import validate
+
+    for path in tmp.rglob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("ipc-conformance-report/"):
+            assert validate(data) == [], f"{path} does not follow report.schema.json"
+    for path in tmp.rglob("*.xml"):
+        root = ET.parse(str(path)).getroot()  # well-formed, or this raises
+        assert root.tag != "testsuites" or root.get("name") == "ipc-conformance", path

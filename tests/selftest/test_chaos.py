@@ -17,6 +17,7 @@ from typing import Any, Dict
 
 import pytest
 
+from ipc_conformance.schema import validate
 from ipc_impls.broken.chaos import CHAOS, CHECKED, Chaos
 
 from .test_plugin import assert_nothing_left
@@ -63,6 +64,7 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     output = proc.communicate(timeout=600)[0].decode()
     assert proc.returncode == 1, output  # failures, not a crash or an internal error (3) of pytest
     report = json.loads((tmp / "r.json").read_text())
+    assert validate(report) == []  # every report a self-test writes follows report.schema.json
     return {"tmp": tmp, "tag": tag, "sid": proc.pid, "output": output,
             "results": {r["backend"]: r for r in report["results"]}}
 

@@ -261,7 +261,7 @@ def test_the_report_records_verdicts_and_the_exit_status_follows_them(tmp_path: 
               "ipc_impls.streams:PipeBackend", "-k", "write_rejects_text", "--ipc-report", str(report))
     assert out.returncode == 1
     data = json.loads(report.read_text())
-    assert data["schema"] == "ipc-conformance-report/2"
+    assert data["schema"] == "ipc-conformance-report/3"
     verdicts = {(r["backend"], r["invariant"]): r["verdict"] for r in data["results"]}
     assert verdicts[("os-pipe", "write_rejects_text")] == "pass"
     assert verdicts[("broken-accepts-text", "write_rejects_text")] == "fail"
