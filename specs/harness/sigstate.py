@@ -41,7 +41,7 @@ def take() -> SignalState:
     return SignalState(tuple(handlers), mask, signal.getitimer(signal.ITIMER_REAL))
 
 
-def _name(sig: int) -> str:
+def signal_name(sig: int) -> str:
     try:
         return signal.Signals(sig).name
     except ValueError:
@@ -62,9 +62,9 @@ def changes(before: SignalState, after: SignalState) -> List[str]:
     old = dict(before.handlers)
     for sig, handler in after.handlers:
         if old.get(sig) is not handler and old.get(sig) != handler:
-            found.append(f"handler of {_name(sig)} is {_show(handler)}, was {_show(old.get(sig))}")
-    found += [f"{_name(s)} left blocked" for s in sorted(after.mask - before.mask)]
-    found += [f"{_name(s)} left unblocked" for s in sorted(before.mask - after.mask)]
+            found.append(f"handler of {signal_name(sig)} is {_show(handler)}, was {_show(old.get(sig))}")
+    found += [f"{signal_name(s)} left blocked" for s in sorted(after.mask - before.mask)]
+    found += [f"{signal_name(s)} left unblocked" for s in sorted(before.mask - after.mask)]
     (was, was_every), (now, now_every) = before.itimer_real, after.itimer_real
     if was == 0 and now > 0:
         found.append(f"ITIMER_REAL left armed ({now:.6f} s left, interval {now_every:g} s)")
