@@ -20,6 +20,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from ..harness import sigstate
+from ..harness.control import measure_until_on_time
 from ..harness.worker import Proc
 from .common import give_up_at, timeout_class
 from .protocol import ScopeRefused
@@ -250,39 +251,26 @@ def near_deadline(proc: Proc, plan: List[List[int]], kind: str) -> Dict[str, Any
     return out
 
 
-def _control(ms: int) -> float:
-    """Lateness (ms) of a plain ``time.sleep(ms)`` measured here and now."""
-    t0 = time.monotonic_ns()
-    time.sleep(ms / 1000)
-    return (time.monotonic_ns() - t0) / 1e6 - ms
-
-
-def lateness(proc: Proc, ms: int, kind: str) -> Dict[str, Any]:
-    """A scope's lateness beside a control of the same duration measured just before and
-    just after it, in this process.
-
-    The control is a plain ``time.sleep`` (clock_nanosleep/select under the hood), not
-    a second timer: a second ITIMER_REAL would replace the scope's own (one per process,
-    getitimer(2)); ITIMER_VIRTUAL and ITIMER_PROF count CPU time, not wall time; a
-    threading.Timer would add a thread the scope may not expect; os.timerfd_* exists only
-    from 3.13.  Measured right before and right after, it sees the same load (only before,
-    for whole seconds: one second of control is enough, two would cost a second more).
-    """
+def lateness(proc: Proc, ms: int, kind: str) -> List[Dict[str, Any]]:
+    """A scope's lateness beside a control of the same duration (a plain sleep, see
+    ``harness.control`` for why not a timer) measured just before and just after it, in
+    this process (only before, for whole seconds: one second of control is enough)."""
     t = proc.open("open_timeouts")
     expected = timeout_class(t)
-    out: Dict[str, Any] = {"controls": [_control(ms)], "late": None, "expected": expected.__name__}
-    scope = t.timeout(ms / 1000)
-    end = give_up_at(proc, ms / 1000)
-    t0 = proc.note("enter", f"{ms} ms")
-    try:
-        with scope:
-            block(kind, end)
-    except expected:
-        out["late"] = (proc.note("interrupted") - t0) / 1e6 - ms
-    if ms < 1000:  # a whole second is long enough for one control, and a second one would cost it again
-        out["controls"].append(_control(ms))
-    out["gave_up_after_ms"] = (end * 1e9 - t0) / 1e6
-    return out
+
+    def one() -> Optional[float]:
+        scope = t.timeout(ms / 1000)
+        end = give_up_at(proc, ms / 1000)
+        t0 = proc.note("enter", f"{ms} ms")
+        try:
+            with scope:
+                block(kind, end)
+        except expected:
+            return (proc.note("interrupted") - t0) / 1e6 - ms
+        proc.note("never_fired", f"in {(end * 1e9 - t0) / 1e6:.0f} ms")
+        return None
+
+    return measure_until_on_time(ms, one, after=ms < 1000)
 
 
 def cancel_early(proc: Proc, ms: int, work_ms: int) -> Dict[str, Any]:
