@@ -150,6 +150,17 @@ class CancelKeepsTimerScope(AlarmScope):
         return float(signal.getitimer(ITIMER_REAL)[0])
 
 
+class UnclearRefusalScope(AlarmScope):
+    """Refuses to run beside the caller's alarm, rightly, but with a bare RuntimeError the caller
+    cannot tell from any other failure (and after zeroing that alarm to look at it)."""
+
+    def __enter__(self) -> AlarmScope:
+        left = signal.alarm(0)  # "is an alarm pending?" -- and now it is not
+        if left:
+            raise RuntimeError("an alarm is already set")
+        return super().__enter__()
+
+
 class AssertionTimeout(AssertionError):
     """A library's timeout class derived from AssertionError ("a timeout is a failed expectation")."""
 
@@ -210,6 +221,9 @@ EXHIBITS: List[Exhibit] = [
                     frozenset({p.INTERRUPTS_BLOCKING, p.SUB_SECOND, p.CANCEL_DISARMS})),
             "cancelled_scope_never_fires",
             "Reading the time left is not cancelling: cancel() must disarm the timer."),
+    Exhibit(_recipe("broken-unclear-refusal-timeout", UnclearRefusalScope, PLAIN),
+            "caller_alarm_and_handler_survive_the_scope",
+            "A scope that will not share SIGALRM refuses with ScopeRefused and leaves the caller's alarm alone."),
     Exhibit(_reference_variant("broken-assertion-class-timeout", AssertionClassTimeouts),
             "declared_timeout_class_is_not_an_unrelated_error",
             "A timeout class derived from AssertionError reads as a failed check: derive it from TimeoutError."),
