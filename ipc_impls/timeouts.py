@@ -100,14 +100,19 @@ class ItimerTimeouts:
 
     def _leave(self, scope: ItimerScope) -> None:
         with self._critical():
-            if scope in self.stack:
-                # Scopes entered after this one are left already (LIFO), even if an
-                # expiry interrupted their __exit__ before it could pop them.
-                del self.stack[self.stack.index(scope):]
-            if self.stack:
-                self._arm()
-            else:
-                self._restore_caller()
+            if scope not in self.stack:
+                return  # left already: its own expiry or an enclosing one's popped it
+            # Scopes entered after this one are left already (LIFO), even if an
+            # expiry interrupted their __exit__ before it could pop them.
+            self._pop(scope)
+
+    def _pop(self, scope: ItimerScope) -> None:
+        """Remove ``scope`` and every scope inside it; re-arm, or hand SIGALRM back to the caller."""
+        del self.stack[self.stack.index(scope):]
+        if self.stack:
+            self._arm()
+        else:
+            self._restore_caller()
 
     def _cancel(self, scope: ItimerScope) -> float:
         with self._critical():
@@ -165,7 +170,10 @@ class ItimerTimeouts:
         scope.fired = True
         for inner in self.stack[self.stack.index(scope) + 1:]:
             inner.cancelled = True  # abandoned: this expiry unwinds through them, they must not fire too
-        self._arm()
+        # Left here and now, not in __exit__: an expiry that lands in __exit__'s first
+        # bytecodes, before it reaches _leave, would otherwise leave the scope on the
+        # stack and our handler installed for good (found by the near-deadline check).
+        self._pop(scope)
         raise self.exception(f"timeout of {scope.seconds:g} s expired")
 
     def _caller_expired(self, now: float) -> None:
