@@ -11,13 +11,19 @@ The Python-level handler runs between any two bytecodes of the main thread,
 including inside this module's bookkeeping; a reentrancy counter defers an
 expiry that arrives there until the bookkeeping is done.
 
+A SIGALRM handler and an ITIMER_REAL (or alarm()) the caller armed outside
+every scope are handed back: the outermost scope saves both on entry, the
+caller's deadline joins the scopes' (an expiry there calls the caller's handler,
+or takes its default action), and leaving the last scope disarms first, then
+restores the handler, then re-arms the caller's timer for what is left of it.
+
 Not claimed or not handled: use from threads other than the main thread
-(signal handlers can only be installed there), and an alarm() the caller armed
-outside every scope (it is replaced while scopes are active, as alarm(2) says).
+(signal handlers can only be installed there).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from contextlib import contextmanager
@@ -55,9 +61,15 @@ class ItimerScope:
 class ItimerTimeouts:
     """The scopes of one process; the channel hands every worker its own copy (fork)."""
 
+    #: The class its timeouts raise (the contract's optional ``exception``).
+    exception: Type[BaseException] = TimeoutError
+
     def __init__(self) -> None:
         self.stack: List[ItimerScope] = []
         self.saved_handler: Any = None
+        #: The caller's ITIMER_REAL while scopes are active: its absolute deadline and interval.
+        self.outer: Optional[float] = None
+        self.outer_interval = 0.0
         self.busy = 0
         self.deferred = False
 
@@ -81,23 +93,26 @@ class ItimerTimeouts:
     def _enter(self, scope: ItimerScope) -> None:
         with self._critical():
             if not self.stack:
-                self.saved_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+                self._save_caller()
             scope.deadline = time.monotonic() + scope.seconds
             self.stack.append(scope)
             self._arm()
 
     def _leave(self, scope: ItimerScope) -> None:
         with self._critical():
-            if scope in self.stack:
-                # Scopes entered after this one are left already (LIFO), even if an
-                # expiry interrupted their __exit__ before it could pop them.
-                del self.stack[self.stack.index(scope):]
-            if self.stack:
-                self._arm()
-            else:
-                signal.setitimer(ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, self.saved_handler)
-                self.deferred = False
+            if scope not in self.stack:
+                return  # left already: its own expiry or an enclosing one's popped it
+            # Scopes entered after this one are left already (LIFO), even if an
+            # expiry interrupted their __exit__ before it could pop them.
+            self._pop(scope)
+
+    def _pop(self, scope: ItimerScope) -> None:
+        """Remove ``scope`` and every scope inside it; re-arm, or hand SIGALRM back to the caller."""
+        del self.stack[self.stack.index(scope):]
+        if self.stack:
+            self._arm()
+        else:
+            self._restore_caller()
 
     def _cancel(self, scope: ItimerScope) -> float:
         with self._critical():
@@ -108,16 +123,33 @@ class ItimerTimeouts:
                 self._arm()
             return left
 
+    def _save_caller(self) -> None:
+        # Disarm before installing our handler, so the caller's timer cannot expire into it.
+        value, interval = signal.setitimer(ITIMER_REAL, 0)
+        self.saved_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+        self.outer = time.monotonic() + value if value > 0 else None
+        self.outer_interval = interval
+
+    def _restore_caller(self) -> None:
+        # Disarm, then restore the handler, then re-arm: in the other order an expiry in
+        # between would reach the wrong handler (or none, and kill the process).
+        signal.setitimer(ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if self.saved_handler is None else self.saved_handler)
+        self.deferred = False
+        if self.outer is not None:
+            signal.setitimer(ITIMER_REAL, max(self.outer - time.monotonic(), TINY), self.outer_interval)
+            self.outer = None
+
     def _live(self) -> List[ItimerScope]:
         return [s for s in self.stack if not (s.fired or s.cancelled)]
 
     def _arm(self) -> None:
         live = self._live()
-        if not live:
+        deadlines = [s.deadline for s in live] + ([self.outer] if self.outer is not None else [])
+        if not deadlines:
             signal.setitimer(ITIMER_REAL, 0)
             return
-        left = min(s.deadline for s in live) - time.monotonic()
-        signal.setitimer(ITIMER_REAL, max(left, TINY))
+        signal.setitimer(ITIMER_REAL, max(min(deadlines) - time.monotonic(), TINY))
 
     # --- expiry ---------------------------------------------------------------------------
     def _on_alarm(self, signum: int, frame: Any) -> None:
@@ -128,6 +160,8 @@ class ItimerTimeouts:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        if self.outer is not None and self.outer <= now:
+            self._caller_expired(now)
         due = [s for s in self._live() if s.deadline <= now]
         if not due:
             self._arm()  # early or stale SIGALRM: wait for the real deadline
@@ -136,8 +170,21 @@ class ItimerTimeouts:
         scope.fired = True
         for inner in self.stack[self.stack.index(scope) + 1:]:
             inner.cancelled = True  # abandoned: this expiry unwinds through them, they must not fire too
-        self._arm()
-        raise TimeoutError(f"timeout of {scope.seconds:g} s expired")
+        # Left here and now, not in __exit__: an expiry that lands in __exit__'s first
+        # bytecodes, before it reaches _leave, would otherwise leave the scope on the
+        # stack and our handler installed for good (found by the near-deadline check).
+        self._pop(scope)
+        raise self.exception(f"timeout of {scope.seconds:g} s expired")
+
+    def _caller_expired(self, now: float) -> None:
+        """The caller's own timer came due while scopes are active: what the kernel would have done."""
+        self.outer = now + self.outer_interval if self.outer_interval else None
+        handler = self.saved_handler
+        if callable(handler):
+            handler(signal.SIGALRM, None)  # may raise: then it unwinds through the scopes, as it would have
+        elif handler != signal.SIG_IGN:  # SIG_DFL (or not set from Python): SIGALRM terminates the process
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGALRM)
 
 
 class TimeoutChannel:

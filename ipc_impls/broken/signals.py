@@ -341,6 +341,23 @@ class RememberedPending(PosixSignals):
         return got
 
 
+class ReturnsNewHandler(PosixSignals):
+    """signal() returns the handler it just installed ("returns the handler"), not the one it
+    replaced: code that hands back what it was given reinstalls its own handler for good."""
+
+    def signal(self, signum: int, handler: p.Handler) -> p.Handler:
+        signal.signal(signum, handler)  # type: ignore[arg-type]
+        return handler
+
+
+class MaskOnlyAdds(PosixSignals):
+    """pthread_sigmask(SIG_SETMASK, old) implemented as "block these too" (a bus that only
+    tracks what it blocked): handing back the old mask leaves the new signals blocked."""
+
+    def pthread_sigmask(self, how: int, signals: Iterable[int]) -> Set[int]:
+        return super().pthread_sigmask(signal.SIG_BLOCK if how == signal.SIG_SETMASK else how, signals)
+
+
 EXHIBITS: List[Exhibit] = [
     Exhibit(_variant("broken-flooring-alarm", FlooringAlarm), "alarm_returns_seconds_left_rounded",
             "alarm() rounds to nearest and never says 0 while an alarm is pending; int() floors."),
@@ -383,4 +400,11 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(_variant("broken-python-level-wakeup", PythonLevelWakeup), "wakeup_fd_gets_each_signal_number",
             "The wakeup fd carries one byte per C-level delivery holding the signal number, from a "
             "non-blocking fd."),
+    Exhibit(_variant("broken-returns-new-handler", ReturnsNewHandler),
+            "handing_back_what_was_returned_restores_signal_state",
+            "signal.signal returns the previous handler, so that code can put it back; returning the new one "
+            "leaves the caller's handler gone."),
+    Exhibit(_variant("broken-mask-only-adds", MaskOnlyAdds),
+            "handing_back_what_was_returned_restores_signal_state",
+            "SIG_SETMASK replaces the mask, so that handing back the old one unblocks what was blocked since."),
 ]

@@ -8,9 +8,13 @@ reference.  Each docstring says which piece of folk knowledge it embodies.
 
 from __future__ import annotations
 
+import math
 import signal
+import time
 from types import TracebackType
-from typing import Any, List, Optional, Type
+from typing import Any, Dict, FrozenSet, List, Optional, Type
+
+from ipc_specs.timeouts import protocol as p
 
 from ..timeouts import ItimerScope, ItimerTimeouts, ItimerTimeoutsBackend
 from . import Exhibit
@@ -34,7 +38,7 @@ class AlarmScope:
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+                 tb: Optional[TracebackType]) -> Optional[bool]:
         self._disarm()
         signal.signal(signal.SIGALRM, self.old)
         return None
@@ -88,10 +92,97 @@ class DurationNotLeftTimeouts(ItimerTimeouts):
         return scope.seconds
 
 
-def _recipe(name: str, scope_class: type) -> Any:
-    """A backend claiming what the reference claims, whose scopes are ``scope_class``."""
+class LeavesHandlerScope(AlarmScope):
+    """Disarms on exit but leaves its handler installed ("it only raises if the timer fires, and the
+    timer is off"): the caller's SIGALRM handler is gone for good."""
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self._disarm()
+        return None
+
+
+class ForgetsToDisarmScope(AlarmScope):
+    """Restores the handler on exit but disarms only in cancel() ("a scope that returned in time
+    has nothing left to fire"): the timer is still running, and SIGALRM's default action kills
+    the process after the scope is gone."""
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        signal.signal(signal.SIGALRM, self.old)
+        return None
+
+
+class RestoresBeforeDisarmScope(AlarmScope):
+    """Restores the handler first, logs the exit, then disarms: an expiry in between finds
+    SIGALRM's default action and kills the process (a window of a few ms at the deadline)."""
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        signal.signal(signal.SIGALRM, self.old)
+        time.sleep(0.002)  # "log the exit": anything that takes time between the two steps
+        self._disarm()
+        return None
+
+
+class CeilSecondsScope(AlarmScope):
+    """``alarm(math.ceil(seconds))``, to avoid alarm(0): 0.3 s becomes 1 s, 0.7 s too late."""
+
+    def _arm(self) -> None:
+        signal.alarm(math.ceil(self.seconds))
+
+
+class SwallowingScope(AlarmScope):
+    """"A timeout is an expected outcome": ``__exit__`` returns True on its own expiry, so the
+    with ends quietly and the caller goes on as if the guarded code had finished."""
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Optional[bool]:
+        super().__exit__(exc_type, exc, tb)
+        return self.fired and exc_type is TimeoutError
+
+
+class CancelKeepsTimerScope(AlarmScope):
+    """cancel() reports the time left (getitimer) but leaves the timer running: "cancelled" scopes
+    still fire."""
+
+    def cancel(self) -> float:
+        return float(signal.getitimer(ITIMER_REAL)[0])
+
+
+class UnclearRefusalScope(AlarmScope):
+    """Refuses to run beside the caller's alarm, rightly, but with a bare RuntimeError the caller
+    cannot tell from any other failure (and after zeroing that alarm to look at it)."""
+
+    def __enter__(self) -> AlarmScope:
+        left = signal.alarm(0)  # "is an alarm pending?" -- and now it is not
+        if left:
+            raise RuntimeError("an alarm is already set")
+        return super().__enter__()
+
+
+class AssertionTimeout(AssertionError):
+    """A library's timeout class derived from AssertionError ("a timeout is a failed expectation")."""
+
+
+class AssertionClassTimeouts(ItimerTimeouts):
+    """The reference, raising (and declaring) a class derived from AssertionError: test runners and
+    ``except AssertionError`` clauses take a timeout for a failed check."""
+
+    exception = AssertionTimeout
+
+
+#: What a plain scope recipe promises: no nesting (so nothing that needs it is checked).
+PLAIN = frozenset({p.INTERRUPTS_BLOCKING, p.CANCEL, p.SUB_SECOND})
+
+
+def _recipe(name: str, scope_class: type, capabilities: Optional[FrozenSet[str]] = None) -> Any:
+    """A backend claiming what the reference claims (or ``capabilities``), whose scopes are ``scope_class``."""
     factory = type(scope_class.__name__ + "Timeouts", (), {"timeout": lambda self, s: scope_class(s)})
-    return type(scope_class.__name__ + "Backend", (ItimerTimeoutsBackend,), {"name": name, "factory": factory})()
+    attrs: Dict[str, Any] = {"name": name, "factory": factory}
+    if capabilities is not None:
+        attrs["capabilities"] = capabilities
+    return type(scope_class.__name__ + "Backend", (ItimerTimeoutsBackend,), attrs)()
 
 
 def _reference_variant(name: str, factory: type) -> Any:
@@ -108,4 +199,32 @@ EXHIBITS: List[Exhibit] = [
             "Cancelling reports the time that was left, as alarm() and setitimer() do, not the duration."),
     Exhibit(_recipe("broken-inner-overrides-outer-timeout", AlarmScope), "nested_timeout_keeps_outer_deadline",
             "A process has one ITIMER_REAL: a nested timeout must save and restore the outer deadline itself."),
+    Exhibit(_recipe("broken-zeroes-caller-alarm-timeout", AlarmScope, PLAIN),
+            "caller_alarm_and_handler_survive_the_scope",
+            "setitimer returns the timer it replaces: a scope hands the caller's alarm back, nesting claimed or not."),
+    Exhibit(_recipe("broken-leaves-handler-timeout", LeavesHandlerScope, PLAIN),
+            "signal_state_restored_on_every_exit_path",
+            "signal.signal returns the handler it replaces: a scope puts it back on every exit, in its own process."),
+    Exhibit(_recipe("broken-fires-after-exit-timeout", ForgetsToDisarmScope, PLAIN),
+            "scope_left_early_never_fires_later",
+            "Leaving a scope early must disarm its timer, or SIGALRM arrives after the scope is gone."),
+    Exhibit(_recipe("broken-restore-before-disarm-timeout", RestoresBeforeDisarmScope, PLAIN),
+            "scopes_ending_near_their_deadline_leave_no_trace",
+            "Disarm the timer before restoring the handler, or an expiry in between meets SIGALRM's default."),
+    Exhibit(_recipe("broken-ceil-seconds-timeout", CeilSecondsScope, frozenset({p.INTERRUPTS_BLOCKING, p.SUB_SECOND})),
+            "timeout_is_no_later_than_a_control_timer",
+            "Rounding a duration up to whole seconds for alarm() makes a 0.3 s timeout fire 0.7 s late."),
+    Exhibit(_recipe("broken-swallowing-timeout", SwallowingScope, PLAIN),
+            "timeout_fires_once_and_interrupts_guarded_code",
+            "An __exit__ that returns True on its own expiry hides the timeout from the caller."),
+    Exhibit(_recipe("broken-cancel-keeps-timer-timeout", CancelKeepsTimerScope,
+                    frozenset({p.INTERRUPTS_BLOCKING, p.SUB_SECOND, p.CANCEL_DISARMS})),
+            "cancelled_scope_never_fires",
+            "Reading the time left is not cancelling: cancel() must disarm the timer."),
+    Exhibit(_recipe("broken-unclear-refusal-timeout", UnclearRefusalScope, PLAIN),
+            "caller_alarm_and_handler_survive_the_scope",
+            "A scope that will not share SIGALRM refuses with ScopeRefused and leaves the caller's alarm alone."),
+    Exhibit(_reference_variant("broken-assertion-class-timeout", AssertionClassTimeouts),
+            "declared_timeout_class_is_not_an_unrelated_error",
+            "A timeout class derived from AssertionError reads as a failed check: derive it from TimeoutError."),
 ]

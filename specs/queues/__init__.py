@@ -3,7 +3,7 @@ See ``protocol`` for the contract; ``checks``, ``limit_checks`` for the invarian
 ``linearize`` for the history judge, ``machine`` for the model-based state machine,
 ``roles`` for what workers run."""
 
-from . import checks, limit_checks  # noqa: F401  (register the invariants)
+from . import checks, lateness_checks, limit_checks  # noqa: F401  (register the invariants)
 from .protocol import QUEUE, QueueChannel, QueueEndpoint, QueueLimits
 
 __all__ = ["QUEUE", "QueueChannel", "QueueEndpoint", "QueueLimits"]

@@ -2,7 +2,7 @@
 See ``protocol`` for the contract, ``checks`` and ``lifetime_checks`` for the
 invariants, ``roles`` for what workers run."""
 
-from . import checks, lifetime_checks  # noqa: F401  (register the invariants)
+from . import checks, lateness_checks, lifetime_checks  # noqa: F401  (register the invariants)
 from .protocol import SEMAPHORE, SemaphoreChannel, SemaphoreHandle
 
 __all__ = ["SEMAPHORE", "SemaphoreChannel", "SemaphoreHandle"]

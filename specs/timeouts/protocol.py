@@ -16,8 +16,18 @@ that was left; nested scopes are independent — an inner scope neither cancels
 nor extends an outer one, and leaving it restores the outer deadline; and a
 duration below one second is honoured, never rounded to 0 or to "never".
 
+A timeouts object may declare the class its scopes raise (``exception``, a
+class attribute; TimeoutError when absent): libraries that raise their own class
+are checked against it.  A scope that cannot coexist with a SIGALRM handler and
+timer armed by its caller may refuse at entry by raising :class:`ScopeRefused`
+(after changing nothing); one that accepts must hand both back on every exit.
+
 SIGALRM-based scopes act on the whole process, so every example runs in a
-fresh forked worker.
+fresh forked worker.  pytest-timeout's ``signal`` method arms SIGALRM in the
+pytest process only: a fork does not inherit ITIMER_REAL (alarm(2), fork(2)),
+so the scopes under test never see that timer, and the harness's own guard on
+parent calls stands aside while another alarm is pending (README, "Timeouts and
+pytest-timeout").
 """
 
 from __future__ import annotations
@@ -36,6 +46,12 @@ INTERRUPTS_BLOCKING = "interrupts_blocking_calls"
 NESTING = "nesting"
 CANCEL = "cancel"
 SUB_SECOND = "sub_second"
+CANCEL_DISARMS = "cancel_disarms"
+
+
+class ScopeRefused(RuntimeError):
+    """Raised by a scope's ``__enter__`` that will not run beside a SIGALRM handler or an
+    ITIMER_REAL/alarm its caller armed; it must leave both exactly as they were."""
 
 TIMEOUT = register_kind(
     Kind(
@@ -45,7 +61,9 @@ TIMEOUT = register_kind(
             INTERRUPTS_BLOCKING: "guarded code blocked in time.sleep or select() is interrupted too (not only "
             "pure-Python loops)",
             NESTING: "scopes may nest; each keeps its own deadline",
-            CANCEL: "scope.cancel() disarms the scope and returns the seconds that were left",
+            CANCEL: "scope.cancel() disarms the scope and returns the seconds that were left (implies "
+            "cancel_disarms)",
+            CANCEL_DISARMS: "scope.cancel() disarms the scope (what it returns is not promised)",
             SUB_SECOND: "durations below one second are honoured as given",
         },
         channel_members=("open_timeouts",),
@@ -69,6 +87,7 @@ class TimeoutScope(Protocol):
 
 
 class Timeouts(Protocol):
+    # Optional: ``exception``, the class this object's timeouts raise (TimeoutError when absent).
     def timeout(self, seconds: float) -> TimeoutScope:
         """A new, not yet entered, scope of ``seconds`` (a float; any positive value)."""
 

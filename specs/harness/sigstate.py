@@ -1,0 +1,73 @@
+"""Signal state of the calling process, audited where a role used it.
+
+The leak audit (``audit.py``) runs in the test process, so a forked or spawned
+role that leaves a handler installed, a signal blocked or ITIMER_REAL armed is
+never seen there: the worker exits first.  A role that installs handlers or
+arms timers takes a :func:`take` before and after the code under test and
+reports :func:`changes`, in the worker that used them.
+
+Reading every handler costs a few microseconds (``getsignal`` of each catchable
+signal): take it around a scope or a role, not around each operation.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Any, FrozenSet, List, Tuple
+
+#: Signals whose disposition cannot change (signal(7)): not worth reading.
+_UNCATCHABLE = frozenset({int(signal.SIGKILL), int(signal.SIGSTOP)})
+
+
+@dataclass(frozen=True)
+class SignalState:
+    handlers: Tuple[Tuple[int, Any], ...]
+    mask: FrozenSet[int]
+    itimer_real: Tuple[float, float]
+
+
+def take() -> SignalState:
+    """Every catchable signal's handler, this thread's mask, and ITIMER_REAL."""
+    handlers = []
+    for sig in range(1, signal.NSIG):
+        if sig in _UNCATCHABLE:
+            continue
+        try:
+            handlers.append((sig, signal.getsignal(sig)))
+        except (ValueError, OSError):
+            continue
+    mask = frozenset(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+    return SignalState(tuple(handlers), mask, signal.getitimer(signal.ITIMER_REAL))
+
+
+def signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def _show(handler: Any) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+def changes(before: SignalState, after: SignalState) -> List[str]:
+    """What differs, one readable line each; empty when the state was restored.
+
+    ITIMER_REAL counts down, so a timer armed before is judged by its interval
+    and by not having been pushed later; one that was not armed must not be.
+    """
+    found: List[str] = []
+    old = dict(before.handlers)
+    for sig, handler in after.handlers:
+        if old.get(sig) is not handler and old.get(sig) != handler:
+            found.append(f"handler of {signal_name(sig)} is {_show(handler)}, was {_show(old.get(sig))}")
+    found += [f"{signal_name(s)} left blocked" for s in sorted(after.mask - before.mask)]
+    found += [f"{signal_name(s)} left unblocked" for s in sorted(before.mask - after.mask)]
+    (was, was_every), (now, now_every) = before.itimer_real, after.itimer_real
+    if was == 0 and now > 0:
+        found.append(f"ITIMER_REAL left armed ({now:.6f} s left, interval {now_every:g} s)")
+    elif was > 0 and (now > was or now_every != was_every):
+        found.append(f"ITIMER_REAL changed from ({was:.6f}, {was_every:g}) to ({now:.6f}, {now_every:g})")
+    return found
