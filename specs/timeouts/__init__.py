@@ -1,7 +1,14 @@
-"""Timeouts: scopes (context managers) that interrupt guarded code.  See ``protocol``
-for the contract, ``checks`` for the invariants, ``roles`` for what workers run."""
+"""Timeouts: scopes (context managers) that interrupt guarded code, and the call form
+(``run(seconds, fn, ...)``: decorators, wrappers, executors).  See ``protocol`` for the
+contract, ``checks``, ``call_checks`` and ``thread_checks`` for the invariants, and the
+``*roles`` modules for what workers run."""
 
-from . import checks  # noqa: F401  (register the invariants)
-from .protocol import TIMEOUT, TimeoutChannel, Timeouts, TimeoutScope
+from ..invariant import all_invariants, exclude_when_claimed
+from . import call_checks, checks, thread_checks  # noqa: F401  (register the invariants)
+from .protocol import CALL_FORM, CALL_ONLY, TIMEOUT, TimeoutChannel, Timeouts, TimeoutScope
+
+# Keep last, after every checks module: an invariant of this family that does not need
+# the call form checks the scope form, so it is n/a for a backend that offers only run().
+exclude_when_claimed([i.id for i in all_invariants("timeout") if CALL_FORM not in i.requires], CALL_ONLY)
 
 __all__ = ["TIMEOUT", "TimeoutChannel", "TimeoutScope", "Timeouts"]
