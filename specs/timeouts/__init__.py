@@ -3,8 +3,11 @@
 contract, ``checks``, ``call_checks`` and ``thread_checks`` for the invariants, and the
 ``*roles`` modules for what workers run."""
 
+# ruff: noqa: I001  (the order of registration is the catalogue's: scope invariants first)
+
+from . import checks  # noqa: F401  (register the invariants)
+from . import call_checks, thread_checks  # noqa: F401  (register the invariants)
 from ..invariant import all_invariants, exclude_when_claimed
-from . import call_checks, checks, thread_checks  # noqa: F401  (register the invariants)
 from .protocol import CALL_FORM, CALL_ONLY, TIMEOUT, TimeoutChannel, Timeouts, TimeoutScope
 
 # Keep last, after every checks module: an invariant of this family that does not need

@@ -49,8 +49,8 @@ def slack_ms(control_lateness_s: float) -> float:
          "as they were.",
     source="Python docs functools.wraps and the language reference, 'The raise statement' (paraphrase: a wrapper "
            "is transparent to its function's result and exceptions); Python docs concurrent.futures, "
-           "Future.result (paraphrase: 'If the call raised an exception, this method will raise the same "
-           "exception'); Python docs pickle, 'What can be pickled' (classes are pickled by name)",
+           "Future.result: 'If the call raised an exception, this method will raise the same exception.'; "
+           "Python docs pickle, 'What can be pickled' (classes are pickled by name)",
     requires=[CALL_FORM], placements=["fork"],
 )
 def call_passes_results_and_exceptions_unchanged(backend: object, case: Case) -> None:
