@@ -42,10 +42,16 @@ def scope_in_threads(proc: Proc, ms: int, built_in: str, entered_in: str, thread
     limit = give_up_at(time.monotonic(), ms) + 1.0
 
     def build() -> None:
-        box["scope"] = raw.timeout(ms / 1000)
+        try:
+            box["scope"] = raw.timeout(ms / 1000)
+        except Exception as exc:  # a refusal at construction counts as one at entry
+            box["outcome"], box["refused"] = "refused", f"timeout() raised {type(exc).__name__}: {exc}"
+            box["refused_in"] = _which()
 
     def enter() -> None:
-        scope = box["scope"]
+        scope = box.get("scope")
+        if scope is None:
+            return
         box["t0"] = time.monotonic_ns()
         try:
             with scope:
@@ -61,15 +67,16 @@ def scope_in_threads(proc: Proc, ms: int, built_in: str, entered_in: str, thread
         except Exception as exc:
             if box["outcome"] == "not entered":
                 box["outcome"], box["refused"] = "refused", f"{type(exc).__name__}: {exc}"
+                box["refused_in"] = _which()
             else:
                 box["outcome"] = f"raised {type(exc).__name__}: {exc}"
-        box["timer_after"] = signal.getitimer(signal.ITIMER_REAL)
-        box["handler_after"] = "the sentinel" if signal.getsignal(signal.SIGALRM) is sentinel else \
-            repr(signal.getsignal(signal.SIGALRM))
 
     try:
         _in(built_in, thread_name, build, limit)
         _in(entered_in, thread_name, enter, limit)
+        box["timer_after"] = signal.getitimer(signal.ITIMER_REAL)
+        box["handler_after"] = "the sentinel" if signal.getsignal(signal.SIGALRM) is sentinel else \
+            repr(signal.getsignal(signal.SIGALRM))
         time.sleep(ms / 1000 + 0.1)  # outside every scope: a stray alarm would land now
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -77,6 +84,11 @@ def scope_in_threads(proc: Proc, ms: int, built_in: str, entered_in: str, thread
     box.pop("scope", None)
     box["sentinel_hits"] = len(hits)
     return box
+
+
+def _which() -> str:
+    """The main thread or another one, by identity (never by name)."""
+    return "main" if threading.get_ident() == threading.main_thread().ident else "other"
 
 
 def _spin(end: float) -> None:
