@@ -235,7 +235,8 @@ def stopped_guarded_code_leaves_nothing_running(backend: object, case: Case) -> 
         h = out.history.format()
         _released(case, v, ms, h)
         expect(not v["late_beats"], case.invariant.id,
-               got=f"{v['late_beats']} heartbeats after the release, from pids {v['late_pids']} (worker {v['worker']})",
+               got=f"{v['late_beats']} heartbeats after the release, from pids {v['late_pids']} (the worker is "
+                   f"{v['worker']}, the grandchild fn started {v['grandchildren']})",
                expected="none: the guarded code stopped when the caller was released", call="run", history=h)
         expect(not v["grandchildren_running"] and not v["children_running"], case.invariant.id,
                got=f"still running: grandchildren {v['grandchildren_running']}, children {v['children_running']}",

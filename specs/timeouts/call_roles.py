@@ -46,13 +46,13 @@ class Control:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.lateness = 0.0
+        self.t0 = time.monotonic()  # armed now: starting its thread is part of its lateness
         self.thread = threading.Thread(target=self._body, daemon=True)
         self.thread.start()
 
     def _body(self) -> None:
-        t0 = time.monotonic()
         threading.Event().wait(self.seconds)
-        self.lateness = max(0.0, time.monotonic() - t0 - self.seconds)
+        self.lateness = max(0.0, time.monotonic() - self.t0 - self.seconds)
 
     def result(self) -> float:
         self.thread.join()

@@ -126,7 +126,7 @@ def _after_release(path: str, t_released: int, ms: int) -> Dict[str, Any]:
     time.sleep(0.05)  # an abandoned thread beats every 5 ms: room for several beats
     late = [line for line in _lines(path) if line[0] == "hb" and int(line[2]) > t_released]
     return {"late_beats": len(late), "late_pids": sorted({int(x[1]) for x in late}),
-            "grandchildren_running": [p for p, s in gcs if running(p, s)],
+            "grandchildren": [p for p, _ in gcs], "grandchildren_running": [p for p, s in gcs if running(p, s)],
             "children_running": running_children(), "worker": os.getpid()}
 
 
