@@ -18,6 +18,7 @@ from ipc_specs.timeouts import protocol as p
 
 from ..timeout_calls import BACKENDS as CALLS
 from ..timeout_calls import CallsBackend, ForkCalls, ItimerCalls, ThreadCalls
+from ..timeout_threads import AsyncExcScope, AsyncExcTimeouts, AsyncExcTimeoutsBackend
 from ..timeouts import ItimerScope, ItimerTimeouts, ItimerTimeoutsBackend
 from . import Exhibit
 
@@ -188,14 +189,32 @@ class NamedMainTimeouts(ItimerTimeouts):
         super()._enter(scope)
 
 
+class BuilderThreadScope(AsyncExcScope):
+    """Takes the thread to interrupt when the scope is built, not when it is entered."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.builder = threading.get_ident()
+
+    def __enter__(self) -> BuilderThreadScope:
+        super().__enter__()
+        self.ident = self.builder
+        return self
+
+
+class BuilderThreadTimeouts(AsyncExcTimeouts):
+    def timeout(self, seconds: float) -> BuilderThreadScope:
+        return BuilderThreadScope(seconds)
+
+
 def _calls(name: str, factory: type, like: str, extra: FrozenSet[str] = frozenset()) -> CallsBackend:
     """A call backend claiming what the reference ``like`` claims (plus ``extra``)."""
     ref = next(b for b in CALLS if b.name == like)
     return CallsBackend(name, factory, ref.capabilities | extra)
 
 
-def _scopes(name: str, factory: type) -> Any:
-    return type(factory.__name__ + "Backend", (ItimerTimeoutsBackend,), {"name": name, "factory": factory})()
+def _scopes(name: str, factory: type, like: type = ItimerTimeoutsBackend) -> Any:
+    return type(factory.__name__ + "Backend", (like,), {"name": name, "factory": factory})()
 
 
 EXHIBITS: List[Exhibit] = [
@@ -244,4 +263,8 @@ EXHIBITS: List[Exhibit] = [
             "scope_outside_main_thread_works_alone_or_refuses_cleanly",
             "A thread's name is only a label: tell the main thread by threading.main_thread(), not by "
             "'MainThread'."),
+    Exhibit(_scopes("broken-builder-thread-timeout", BuilderThreadTimeouts, AsyncExcTimeoutsBackend),
+            "scope_outside_main_thread_works_alone_or_refuses_cleanly",
+            "A scope may be built in one thread and entered in another: the thread to interrupt is the one "
+            "that enters it."),
 ]
