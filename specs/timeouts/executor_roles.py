@@ -30,6 +30,9 @@ def _grandchild(fd: int, end: float) -> None:
         os.write(fd, f"gc {pid} {_start_time(pid)}\n".encode())
         return
     try:
+        # Only its heartbeat file: a leftover holding the worker's pipes would stall the harness.
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 1 << 16)
         signal.signal(signal.SIGALRM, signal.SIG_IGN)  # nothing but a kill may stop it
         while time.monotonic() < end:
             try:
