@@ -80,6 +80,8 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
              f"**{inv.level.value}.** {inv.rule}\n",
              f"- Source: {inv.source}",
              f"- Needs: {', '.join(f'`{r}`' for r in sorted(inv.requires)) or 'nothing beyond the kind'}"]
+    if inv.excluded_by:
+        lines.append(f"- Not applicable to backends claiming: {', '.join(f'`{c}`' for c in sorted(inv.excluded_by))}")
     if inv.placements:
         lines.append(f"- Placements: {', '.join(sorted(inv.placements))}")
     if inv.faults:

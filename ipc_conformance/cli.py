@@ -140,6 +140,8 @@ def cmd_list(ns: argparse.Namespace) -> int:
             print(f"  {inv.id} ({inv.level.value})")
             if inv.requires:
                 print(_fill("needs " + ", ".join(sorted(inv.requires)), width, 6))
+            if inv.excluded_by:
+                print(_fill("n/a for backends claiming " + ", ".join(sorted(inv.excluded_by)), width, 6))
     if problems:
         print(f"\n{problems} backend(s) failed to load", file=sys.stderr)
     return 1 if problems else 0

@@ -61,6 +61,8 @@ def _explain_one(inv: Any, deadline_s: float, only: str = "") -> int:
     print(f"rule:    {inv.rule}")
     print(f"source:  {inv.source}")
     print(f"needs:   {', '.join(sorted(inv.requires)) or 'nothing beyond the kind'}")
+    if inv.excluded_by:
+        print(f"n/a for: backends claiming {', '.join(sorted(inv.excluded_by))}")
     harness = Harness(deadline_s=deadline_s, profile="fast")
     try:
         print("\nreference backends (checked now, fork placement unless the invariant says otherwise):")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, List
 
-_MODULES = ["streams", "adapters", "shm", "files", "semaphores", "queues", "mp_queues", "signals", "timeouts", "arrow",
-            "maps"]
+_MODULES = ["streams", "adapters", "shm", "files", "semaphores", "queues", "mp_queues", "signals", "timeouts",
+            "timeout_calls", "timeout_threads", "arrow", "maps"]
 
 
 def reference_backends() -> List[Any]:

@@ -170,6 +170,9 @@ def unsupported_reason(backend: Any, invariant: Invariant, placement: str) -> Op
     missing = invariant.missing(backend.capabilities)
     if missing:
         return f"backend does not claim {', '.join(missing)}"
+    excluding = invariant.excluding(backend.capabilities)
+    if excluding:
+        return f"backend claims {', '.join(excluding)}, which rules this invariant out"
     if invariant.placements and placement not in invariant.placements:
         return f"invariant runs only in {'/'.join(sorted(invariant.placements))}"
     if placement in NAMED_ONLY_PLACEMENTS and backend.wiring != "named":

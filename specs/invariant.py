@@ -117,10 +117,18 @@ class Invariant:
     placements: FrozenSet[str] = frozenset()
     #: Faults the harness may draw into its examples (``harness.faults``).
     faults: FrozenSet[str] = frozenset()
+    #: Claims that rule the invariant out (n/a): a backend claiming one offers no form the
+    #: check could use (a decorator-only timeout library has no ``with`` scope).  Lets a
+    #: kind grow a second form without its existing backends having to claim the first.
+    excluded_by: FrozenSet[str] = frozenset()
 
     def missing(self, capabilities: Iterable[str]) -> List[str]:
         """The required capabilities a backend does not claim, sorted."""
         return sorted(self.requires - frozenset(capabilities))
+
+    def excluding(self, capabilities: Iterable[str]) -> List[str]:
+        """The claims among ``capabilities`` that rule this invariant out, sorted."""
+        return sorted(self.excluded_by & frozenset(capabilities))
 
 
 _REGISTRY: Dict[str, Invariant] = {}
@@ -136,6 +144,7 @@ def invariant(
     requires: Iterable[str] = (),
     placements: Iterable[str] = (),
     faults: Iterable[str] = (),
+    excluded_by: Iterable[str] = (),
 ) -> Callable[[CheckFn], CheckFn]:
     """Register ``fn`` as the check of a new invariant.
 
@@ -161,10 +170,22 @@ def invariant(
             check=fn,
             placements=frozenset(placements),
             faults=frozenset(faults),
+            excluded_by=frozenset(excluded_by),
         )
         return fn
 
     return register
+
+
+def exclude_when_claimed(ids: Iterable[str], capability: str) -> None:
+    """Rule the invariants ``ids`` out for backends claiming ``capability`` (see
+    :attr:`Invariant.excluded_by`); for a family whose checks of one form live in
+    several modules, decided once all of them are imported."""
+    from dataclasses import replace
+
+    for id in ids:
+        inv = _REGISTRY[id]
+        _REGISTRY[id] = replace(inv, excluded_by=inv.excluded_by | {capability})
 
 
 def load_all_families() -> None:

@@ -14,7 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, List
 
-_MODULES = ["streams", "shm", "files", "semaphores", "queues", "signals", "timeouts", "arrow", "maps", "lateness"]
+_MODULES = ["streams", "shm", "files", "semaphores", "queues", "signals", "timeouts", "timeout_calls", "arrow",
+            "maps", "lateness"]
 
 
 @dataclass(frozen=True)

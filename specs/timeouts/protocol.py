@@ -98,3 +98,33 @@ class TimeoutChannel(Protocol):
     def detach(self) -> None: ...
 
     def teardown(self) -> None: ...
+
+
+# --- call and executor forms (issue 15 items 9-11; kept apart from the scope contract above) ---
+# ``run(seconds, fn, *args, **kwargs)`` is the form of decorators and function wrappers;
+# an executor runs ``fn`` in another thread or process.  A backend that offers only this
+# form claims CALL_ONLY, which makes every scope invariant n/a (``excluded_by``), so the
+# scope backends of today need claim nothing new.  ``open_timeouts()``'s object may carry
+# ``exception``: the class its timeouts raise (absent: TimeoutError).
+from typing import Any, Callable  # noqa: E402  (kept inside this block, for a clean merge)
+
+CALL_FORM = "call_form"
+CALL_ONLY = "call_only"
+EXECUTOR = "executor"
+STOPS_GUARDED_CODE = "stops_guarded_code"
+
+TIMEOUT.capabilities.update({
+    CALL_FORM: "timeouts.run(seconds, fn, *args, **kwargs) calls fn under a timeout and returns its result",
+    CALL_ONLY: "the object offers only run(), no timeout(seconds) scope: the scope invariants do not apply",
+    EXECUTOR: "run() calls fn in another thread or process and releases the caller at the deadline, even "
+              "when fn ignores the timeout",
+    STOPS_GUARDED_CODE: "when run() raises its timeout, fn's thread or process, and every process it started, "
+                        "has been stopped (without it fn is only abandoned)",
+})
+
+
+class CallTimeouts(Protocol):
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` under a timeout of ``seconds``: its result, or its exception
+        unchanged, or the timeout's exception once ``seconds`` have passed."""
+# --- end of call and executor forms ---

@@ -1,0 +1,72 @@
+"""Scopes and threads: a scope entered outside the main thread works for that thread
+alone or refuses at entry, leaving no timer armed; where it was built does not matter;
+and the main thread is told by ``threading.main_thread()``, never by its name.
+
+Python runs signal handlers in the main thread only, and ``signal.signal`` may be
+called only there (Python docs, signal, "Signals and threads", paraphrased), while
+``setitimer`` arms the one ITIMER_REAL of the whole process from any thread: a
+SIGALRM-based scope entered in another thread either refuses or misfires.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from ..harness.run import Case, Role
+from ..invariant import Level, expect, invariant
+from . import thread_roles
+from .call_checks import durations_ms
+from .protocol import SUB_SECOND
+
+FAMILY = "timeout"
+MS = 10**6
+
+
+@invariant(
+    "scope_outside_main_thread_works_alone_or_refuses_cleanly", family=FAMILY, level=Level.MUST,
+    rule="A scope entered in the main thread (whatever its name) interrupts its guarded code, not before its "
+         "deadline; entered in another thread, it either refuses at entry, leaving no timer armed and the "
+         "SIGALRM handler as it was, or interrupts the guarded code of that thread alone; either way the "
+         "main thread outside the scope never receives its alarm, wherever the scope was built.",
+    source="Python docs signal, 'Signals and threads' (paraphrase: handlers always run in the main thread, and "
+           "only the main thread may set a handler: signal.signal raises ValueError elsewhere); setitimer(2) "
+           "(paraphrase: ITIMER_REAL is per process and delivers SIGALRM to the process); Python docs threading, "
+           "main_thread and Thread.name (paraphrase: a name is only a label, several threads may share one)",
+    placements=["fork"],
+)
+def scope_outside_main_thread_works_alone_or_refuses_cleanly(backend: object, case: Case) -> None:
+    def body(ms: int, built_in: str, entered_in: str, thread_name: str, rename_main: bool) -> None:
+        args = (ms, built_in, entered_in, thread_name, rename_main)
+        out = case.run([Role("P", thread_roles.scope_in_threads, args)])
+        v = out.value("P")
+        h = out.history.format()
+        named = f"'{thread_name}'" if thread_name else "a default name"
+        where = (f"timeout({ms} ms) built in the {built_in} thread, entered in the {entered_in} thread"
+                 + (f" (named {named})" if entered_in == "other" else "")
+                 + (" (main thread renamed)" if rename_main else ""))
+        # Refusing (at construction or entry) is for other threads only: in the main thread a scope works.
+        ok = v["outcome"] == "timeout" or (v["outcome"] == "refused" and v["refused_in"] == "other")
+        expect(ok, case.invariant.id,
+               got=f"{where}: {v['outcome']}" + (f" ({v['refused']})" if "refused" in v else ""),
+               expected="its guarded code interrupted" + ("" if entered_in == built_in == "main" else
+                                                          " or a refusal in the other thread"),
+               call="timeout", history=h)
+        if v["outcome"] == "timeout":
+            waited = (v["t_raised"] - v["t0"]) / MS
+            expect(waited >= ms, case.invariant.id, got=f"{where}: interrupted after {waited:.3f} ms",
+                   expected=f"not before {ms} ms", call="timeout", history=h)
+        expect(v["timer_after"] == (0.0, 0.0) and v["handler_after"] == "the sentinel", case.invariant.id,
+               got=f"{where}: once {v['outcome']}, ITIMER_REAL {v['timer_after']}, handler {v['handler_after']}",
+               expected="no timer armed and the sentinel handler of before", call="timeout", history=h)
+        expect(v["sentinel_hits"] == 0, case.invariant.id,
+               got=f"{where}: the main thread's own SIGALRM handler ran {v['sentinel_hits']} times",
+               expected="never: the scope's alarm is the scope's", call="timeout", history=h)
+
+    pinned = [dict(ms=50, built_in="main", entered_in="other", thread_name="", rename_main=False),
+              dict(ms=50, built_in="other", entered_in="main", thread_name="MainThread", rename_main=True)]
+    if not case.claims(SUB_SECOND):
+        pinned = [dict(p, ms=1000) for p in pinned]
+    case.explore(body, scale=0.5, examples=pinned,
+                 ms=durations_ms(case, st.one_of(st.sampled_from([1, 50]), st.integers(1, 200))),
+                 built_in=st.sampled_from(["main", "other"]), entered_in=st.sampled_from(["main", "other"]),
+                 thread_name=st.sampled_from(["", "MainThread"]), rename_main=st.booleans())
