@@ -177,7 +177,8 @@ def failed_attempt(proc: Proc, i: int, attempt: Attempt, release: bool) -> bool:
 
 def probe(proc: Proc, waits: Sequence[str], then: str) -> Tuple[bool, bool]:
     """After ``waits``: a nonblocking try (the holder still holds); then, after the holder
-    released, a blocking acquire."""
+    released, a blocking acquire.  It opens only after ``waits``, as a newcomer does (the
+    file family has no thread placement, where every role must open before it waits)."""
     for event in waits:
         proc.wait_for(event)
     lock = proc.open("open_lock")
