@@ -114,7 +114,7 @@ def holder(proc: Proc, attempt: Attempt, data: bool, touch: str, waits: Sequence
         lock.close()
         return False, (None, b""), (None, b"")
     proc.note("inside")
-    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # closed only after the release
+    fd = os.open(path, (os.O_RDWR if data else os.O_RDONLY) | os.O_CLOEXEC)  # closed only after the release
     if data:
         proc.call("write pid", os.pwrite, fd, f"{os.getpid()}\n".encode(), 0)
     before = file_state(path, fd)
