@@ -1,5 +1,6 @@
 """Reference file-exchange backends: the seed article's per-PID temp-file exchange done
-right, atomic publish, an O_APPEND log, and flock / lockf locks.
+right, atomic publish, an O_APPEND log, and flock / lockf locks (and a re-entrant,
+counted flock lock).
 
 All share :class:`FilesChannel`, which works in a private directory made at setup
 (0700, inside the example's directory) and creates every file 0600; each backend
@@ -104,6 +105,29 @@ class LockfLock(FlockLock):
         fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
 
+class ReentrantFlockLock(FlockLock):
+    """A counted flock lock, as threading.RLock (and the filelock package) count: the first
+    acquire takes the flock, later ones by the same object only count, and the lock is
+    given up at the last release.  A release of nothing raises, as RLock's does."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self.depth or super().acquire(blocking, timeout):
+            self.depth += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        if not self.depth:
+            raise RuntimeError("cannot release un-acquired lock")
+        self.depth -= 1
+        if not self.depth:
+            super().release()
+
+
 class FilesChannel:
     """Everything in ``directory``: results ``result-<pid>``, ``published``, ``log``, ``lock``."""
 
@@ -177,6 +201,10 @@ class LockfChannel(FilesChannel):
     lock_class = LockfLock
 
 
+class ReentrantFlockChannel(FilesChannel):
+    lock_class = ReentrantFlockLock
+
+
 class _FilesBackend:
     kind = "file"
     wiring = "named"
@@ -228,5 +256,11 @@ class LockfBackend(_FilesBackend):
     capabilities: FrozenSet[str] = _LOCK_CLAIMS | {p.LOCK_OWNED_BY_PROCESS, p.INTEROPERATES_WITH_LOCKF}
 
 
+class ReentrantFlockBackend(FlockBackend):
+    name = "flock-rlock"
+    channel_class = ReentrantFlockChannel
+    capabilities = FlockBackend.capabilities | {p.LOCK_REENTRANT}
+
+
 BACKENDS: List[_FilesBackend] = [TempFileExchangeBackend(), AtomicPublishBackend(), AppendLogBackend(),
-                                 FlockBackend(), LockfBackend()]
+                                 FlockBackend(), LockfBackend(), ReentrantFlockBackend()]
