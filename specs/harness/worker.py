@@ -16,6 +16,7 @@ import os
 import pickle
 import resource
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -398,13 +399,25 @@ def forget_inherited_exit_handlers() -> None:
     temp dirs, flush its captured output a second time.  So the worker forgets them
     all before the role starts, and :func:`normal_exit` later runs only what the role
     and the backend registered.  (multiprocessing's own ``util.Finalize`` objects check
-    the pid and would skip themselves anyway; ``weakref.finalize`` ones do not.)
+    the pid and skip the parent's, so they are kept: see :func:`_multiprocessing_finalizers`;
+    ``weakref.finalize`` ones do not.)
     """
     atexit._clear()
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:  # registered first, so that it runs last, as the original does
+        atexit.register(_multiprocessing_finalizers, util)
     finalize: Any = weakref.finalize
     for f in list(finalize._registry):
         f.atexit = False  # still runs if its object dies, never at exit
     finalize._registered_with_atexit = False  # a new finalizer registers the exit hook again
+
+
+def _multiprocessing_finalizers(util: Any) -> None:
+    """multiprocessing's own exit function, less its middle (terminating and joining the
+    ``Process`` children it lists, which are the parent's, not this copy's): its finalizers
+    check the pid they were made in, so only those the role made run."""
+    util._run_finalizers(0)
+    util._run_finalizers()
 
 
 def normal_exit() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
 import weakref
 from typing import Any, Iterator, List
@@ -48,6 +49,8 @@ def registers_exit_code(proc: Proc, directory: str) -> int:
     anchor = _Anchor()
     _KEPT.append(anchor)  # a finalizer's object alive at exit: finalize(atexit=True) runs it
     weakref.finalize(anchor, _mark, os.path.join(directory, f"finalize-{proc.name}"))
+    multiprocessing.util.Finalize(anchor, _mark, (os.path.join(directory, f"mp-finalize-{proc.name}"),),
+                                  exitpriority=0)
     return os.getpid()
 
 
@@ -76,6 +79,7 @@ def test_a_normal_exit_runs_the_roles_exit_code_and_nothing_inherited(harness: H
     atexit.register(inherited, "atexit")
     holder = _Anchor()
     fin = weakref.finalize(holder, inherited, "finalize")
+    mp_fin = multiprocessing.util.Finalize(holder, inherited, ("mp-finalize",), exitpriority=0)
     try:
         case = harness.case(NullBackend(), "bytes_arrive_complete_and_in_order", "fork")
         out = case.run([Role("P", registers_exit_code, (d,), opens=False, exit=ending),
@@ -85,9 +89,10 @@ def test_a_normal_exit_runs_the_roles_exit_code_and_nothing_inherited(harness: H
     finally:
         atexit.unregister(inherited)
         fin.detach()
+        mp_fin.cancel()
     left = sorted(os.listdir(d))
     if ending == "normal":
-        assert left == ["atexit-P", "del-P", "finalize-P"], left
+        assert left == ["atexit-P", "del-P", "finalize-P", "mp-finalize-P"], left
     else:  # os._exit, as before: no exit code runs (the collector may still have run __del__)
         assert [n for n in left if n != "del-P"] == [], left
 
