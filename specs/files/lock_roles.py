@@ -105,9 +105,10 @@ def touch_other_descriptor(path: str, how: str) -> None:
 
 
 def holder(proc: Proc, attempt: Attempt, data: bool, touch: str, waits: Sequence[str],
-           hold_ms: int) -> Tuple[bool, FileState, FileState]:
+           hold_ms: int, later: Sequence[str] = ()) -> Tuple[bool, FileState, FileState]:
     """Take the free lock, optionally write a PID into the file and touch another descriptor,
-    then hold until every event in ``waits``; returns (taken, file before, file after)."""
+    then hold until every event in ``waits``, look at the file again, signal ``checked`` and
+    hold on until every event in ``later``; returns (taken, file before, file after)."""
     path = proc.channel.lock_path
     lock = proc.open("open_lock")
     if not take(lock, attempt):
@@ -124,6 +125,9 @@ def holder(proc: Proc, attempt: Attempt, data: bool, touch: str, waits: Sequence
     for event in waits:
         proc.wait_for(event)
     after = file_state(path, fd)
+    proc.signal("checked")
+    for event in later:
+        proc.wait_for(event)
     proc.sleep_ms(hold_ms)
     proc.note("leaving")
     lock.release()
