@@ -32,7 +32,7 @@ from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
-from .worker import HANG_MARKERS, RoleTask
+from .worker import EXITS, HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -80,6 +80,10 @@ class Role:
     #: (``os._exit``, unannounced); "_exit" or "normal" also signal ``exited-<proc>`` once done,
     #: and "normal" first runs what a normal interpreter exit would (fork placement only).
     exit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.exit not in EXITS:
+            raise ValueError(f"Role {self.proc}: exit={self.exit!r}, expected one of {EXITS}")
 
 
 class BackendError(Exception):
