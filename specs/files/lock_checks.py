@@ -48,9 +48,11 @@ def hold_ms() -> st.SearchStrategy[int]:
     return st.sampled_from([0, 1, 5]) | st.integers(0, 20)
 
 
-def holder_attempt() -> st.SearchStrategy[lr.Attempt]:
-    """How the holder takes the free lock: blocking or a try (both must succeed at once)."""
-    return st.sampled_from([("block", 0), ("try", 0)])
+def holder_attempt(case: Case) -> st.SearchStrategy[lr.Attempt]:
+    """How the holder takes the free lock: blocking, a try or (``lock_timeouts``) a timed
+    acquire; each must succeed."""
+    ways = [("block", 0), ("try", 0)] + ([("timed", 0), ("timed", 10)] if case.claims(LOCK_TIMEOUTS) else [])
+    return st.sampled_from(ways)
 
 
 # --- judging -------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def exclusive_lock_excludes_other_processes(backend: object, case: Case) -> None
                     held_ms, how, newcomer=False)
 
     case.explore(body, scale=0.5, contenders=_clients_and_attempts(case, [lr.BACKEND]), held_ms=hold_ms(),
-                 how=holder_attempt())
+                 how=holder_attempt(case))
 
 
 @invariant(
@@ -164,7 +166,7 @@ def lock_excludes_flock_and_lockf_clients_on_its_path(backend: object, case: Cas
     case.explore(body, scale=0.5, first=attempts(case), first_hold=hold_ms(), held_ms=hold_ms(),
                  contenders=st.lists(st.tuples(st.sampled_from([lr.BACKEND] + foreign), attempts(case), hold_ms()),
                                      max_size=2),
-                 how=holder_attempt(), kind=st.sampled_from(foreign))
+                 how=holder_attempt(case), kind=st.sampled_from(foreign))
 
 
 # --- failed contenders ---------------------------------------------------------------------
@@ -215,7 +217,7 @@ def failed_acquire_leaves_lock_and_file_untouched(backend: object, case: Case) -
         expect(second, case.invariant.id, got="P could not take the lock H released", expected="True",
                call="acquire", history=h.format(h.of("P")))
 
-    case.explore(body, scale=0.5, tries=st.lists(attempts(case), min_size=1, max_size=3), how=holder_attempt())
+    case.explore(body, scale=0.5, tries=st.lists(attempts(case), min_size=1, max_size=3), how=holder_attempt(case))
 
 
 @invariant(
@@ -252,7 +254,7 @@ def failed_contender_cleanup_keeps_holder_excluding(backend: object, case: Case)
 
     ending = st.sampled_from(["normal", "_exit"])
     case.explore(body, scale=0.5, losers=st.lists(st.tuples(attempts(case), st.booleans(), ending),
-                                                  min_size=1, max_size=2), how=holder_attempt())
+                                                  min_size=1, max_size=2), how=holder_attempt(case))
 
 
 # --- another descriptor ----------------------------------------------------------------------
