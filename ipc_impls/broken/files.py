@@ -277,6 +277,18 @@ class ReopeningChannel(FilesChannel):
     lock_class = ReopeningLock
 
 
+class TruncatedTimeoutLock(FlockLock):
+    """Takes the timeout in whole seconds (``int(timeout)``, as a C API of seconds would):
+    every sub-second timed acquire gives up at once."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return super().acquire(blocking, int(timeout) if timeout >= 0 else timeout)
+
+
+class TruncatedTimeoutChannel(FilesChannel):
+    lock_class = TruncatedTimeoutLock
+
+
 _LOCKF_CLAIMS = LockfBackend.capabilities - {p.LOCK_OWNED_BY_PROCESS}
 
 
@@ -303,6 +315,9 @@ EXHIBITS: List[Exhibit] = [
                      capabilities=frozenset({p.LOCK, p.LOCK_OWNED_BY_PROCESS, p.PRIVATE_FILES})),
             "lockf_released_by_closing_any_descriptor",
             "flock locks belong to the open file description: closing another descriptor does not unlock."),
+    Exhibit(_variant("broken-lock-truncated-timeout", FlockBackend, TruncatedTimeoutChannel),
+            "exclusive_lock_excludes_other_processes",
+            "int(timeout) turns every sub-second timed acquire into a try that fails at once."),
     Exhibit(_variant("broken-lock-file-removed-on-release", FlockBackend, RemovedOnReleaseChannel),
             "lock_excludes_flock_and_lockf_clients_on_its_path",
             "Deleting the lock file on release lets a waiter on the old file and a newcomer on a new one both hold."),
