@@ -1,5 +1,6 @@
 """Reference file-exchange backends: the seed article's per-PID temp-file exchange done
-right, atomic publish, an O_APPEND log, and flock / lockf locks.
+right, atomic publish, an O_APPEND log, and flock / lockf locks (and a re-entrant,
+counted flock lock).
 
 All share :class:`FilesChannel`, which works in a private directory made at setup
 (0700, inside the example's directory) and creates every file 0600; each backend
@@ -14,6 +15,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from typing import Dict, FrozenSet, Iterable, List, Optional
 
 from ipc_specs.files import protocol as p
@@ -50,8 +52,14 @@ class AppendLog:
         os.close(self.fd)
 
 
+#: How often a timed acquire retries: neither flock(2) nor fcntl(2) has a timed wait, so a
+#: timeout is a loop of non-blocking tries (as the filelock package does).
+POLL_S = 0.001
+
+
 class FlockLock:
-    """flock(2): owned by the open file description."""
+    """flock(2): owned by the open file description.  The file is opened without O_TRUNC
+    and never written, unlinked or replaced: its contents are the user's (a PID)."""
 
     def __init__(self, path: str) -> None:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -63,8 +71,16 @@ class FlockLock:
             return False
         return True
 
-    def acquire(self, blocking: bool = True) -> bool:
-        return self._lock(fcntl.LOCK_EX, blocking)
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking or timeout < 0:
+            return self._lock(fcntl.LOCK_EX, blocking)
+        deadline = time.monotonic() + timeout
+        while not self._lock(fcntl.LOCK_EX, False):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(POLL_S, left))
+        return True
 
     def release(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -87,6 +103,29 @@ class LockfLock(FlockLock):
 
     def release(self) -> None:
         fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+
+class ReentrantFlockLock(FlockLock):
+    """A counted flock lock, as threading.RLock (and the filelock package) count: the first
+    acquire takes the flock, later ones by the same object only count, and the lock is
+    given up at the last release.  A release of nothing raises, as RLock's does."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.depth = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self.depth or super().acquire(blocking, timeout):
+            self.depth += 1
+            return True
+        return False
+
+    def release(self) -> None:
+        if not self.depth:
+            raise RuntimeError("cannot release un-acquired lock")
+        self.depth -= 1
+        if not self.depth:
+            super().release()
 
 
 class FilesChannel:
@@ -162,6 +201,10 @@ class LockfChannel(FilesChannel):
     lock_class = LockfLock
 
 
+class ReentrantFlockChannel(FilesChannel):
+    lock_class = ReentrantFlockLock
+
+
 class _FilesBackend:
     kind = "file"
     wiring = "named"
@@ -189,16 +232,35 @@ class AppendLogBackend(_FilesBackend):
     capabilities: FrozenSet[str] = frozenset({p.APPEND_LOG, p.PRIVATE_FILES})
 
 
+#: What both locks promise besides their owner: a timed acquire, a file whose data is the
+#: user's.  Neither is re-entrant (a second acquire of the same object is a no-op that one
+#: release undoes: flock(2) converts the lock, fcntl(2) replaces it).
+_LOCK_CLAIMS = frozenset({p.LOCK, p.LOCK_TIMEOUTS, p.LOCK_FILE_HOLDS_DATA, p.PRIVATE_FILES})
+
+
 class FlockBackend(_FilesBackend):
+    """flock(2) locks of two open file descriptions conflict, even within one process, so
+    it excludes threads; it does not see lockf clients (flock(2): no interaction)."""
+
     name = "flock-lock"
-    capabilities: FrozenSet[str] = frozenset({p.LOCK, p.LOCK_OWNED_BY_OPEN_FILE, p.PRIVATE_FILES})
+    capabilities: FrozenSet[str] = _LOCK_CLAIMS | {p.LOCK_OWNED_BY_OPEN_FILE, p.INTEROPERATES_WITH_FLOCK,
+                                                   p.LOCK_EXCLUDES_THREADS}
 
 
 class LockfBackend(_FilesBackend):
+    """Record locks belong to the process: a second thread's lockf succeeds (no
+    ``lock_excludes_threads``), and closing any descriptor of the file drops them."""
+
     name = "lockf-lock"
     channel_class = LockfChannel
-    capabilities: FrozenSet[str] = frozenset({p.LOCK, p.LOCK_OWNED_BY_PROCESS, p.PRIVATE_FILES})
+    capabilities: FrozenSet[str] = _LOCK_CLAIMS | {p.LOCK_OWNED_BY_PROCESS, p.INTEROPERATES_WITH_LOCKF}
+
+
+class ReentrantFlockBackend(FlockBackend):
+    name = "flock-rlock"
+    channel_class = ReentrantFlockChannel
+    capabilities = FlockBackend.capabilities | {p.LOCK_REENTRANT}
 
 
 BACKENDS: List[_FilesBackend] = [TempFileExchangeBackend(), AtomicPublishBackend(), AppendLogBackend(),
-                                 FlockBackend(), LockfBackend()]
+                                 FlockBackend(), LockfBackend(), ReentrantFlockBackend()]

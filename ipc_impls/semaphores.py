@@ -11,7 +11,9 @@ Each backend claims only what its object really does.  What they do NOT claim:
   then fail with EIDRM); ``timeouts`` only where the module was built with semtimedop
   (``SEMAPHORE_TIMEOUT_SUPPORTED``: without it ``acquire(timeout)`` ignores the timeout and
   blocks); ``holder_death_releases`` only in the SEM_UNDO variant.
-* flock: not ``counting`` (one holder), no ``timeouts`` (flock(2) has none), no ``value_readable``.
+* flock: not ``counting`` (one holder), no ``timeouts`` (flock(2) has none), no ``value_readable``;
+  ``release_by_holder_only`` (each handle releases only the descriptions it locked), which
+  ``multiprocessing.Lock`` is not (any process may release it, as its docs say).
 """
 
 from __future__ import annotations
@@ -411,7 +413,8 @@ class FlockLockBackend:
     wiring = "named"
     max_value = 1
     overflow_error = "ValueError"
-    capabilities: FrozenSet[str] = frozenset({p.BOUNDED, p.HOLDER_DEATH_RELEASES, p.NAMED, p.THREAD_SAFE})
+    capabilities: FrozenSet[str] = frozenset({p.BOUNDED, p.HOLDER_DEATH_RELEASES, p.NAMED, p.THREAD_SAFE,
+                                              p.RELEASE_BY_HOLDER_ONLY})
 
     def setup(self, scope: Scope) -> FlockChannel:
         return FlockChannel(scope.path("lock"))

@@ -6,7 +6,9 @@ one piece of folk knowledge gone wrong; the docstring says what and why.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
+import os
 import threading
 from typing import Any, FrozenSet, List
 
@@ -18,8 +20,12 @@ from ipc_specs.harness.resources import Scope
 from ipc_specs.semaphores import protocol as p
 
 from ..semaphores import (
+    FlockChannel,
+    FlockHandle,
+    FlockLockBackend,
     MpChannel,
     MpHandle,
+    MpLockBackend,
     MpSemaphoreBackend,
     PosixChannel,
     PosixHandle,
@@ -251,6 +257,78 @@ class SignalKillsAcquireBackend(SysvSemaphoreBackend):
         return Channel(scope, self.undo)
 
 
+
+# --- losers_end_without_giving_units_back ----------------------------------------------------
+def _post_by_name(name: str) -> None:
+    try:
+        posix_ipc.Semaphore(name).release()
+    except posix_ipc.Error:
+        pass  # already unlinked: nothing to give back
+
+
+class ReleaseOnExitHandle(PosixHandle):
+    """Registers a release at exit on open, "so that a process never leaves it locked",
+    whether or not it ever got a unit: every process that gave up and exits normally
+    adds one."""
+
+    def __init__(self, sem: posix_ipc.Semaphore) -> None:
+        super().__init__(sem)
+        atexit.register(_post_by_name, sem.name)
+
+
+class ReleaseOnExitChannel(PosixChannel):
+    def open(self) -> PosixHandle:
+        return ReleaseOnExitHandle(super().open().sem)
+
+
+class ReleaseOnExitBackend(PosixSemaphoreBackend):
+    name = "broken-release-on-exit"
+
+    def setup(self, scope: Scope) -> PosixChannel:
+        return ReleaseOnExitChannel("/" + scope.name(), scope)
+
+
+class ResetOnStrayRelease(FlockHandle):
+    """release() with nothing held "forces the lock free" by recreating the lock file (then
+    refuses, as it should): the holder keeps a lock on the old inode, and the next comer
+    locks the new one."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+    def release(self) -> None:
+        if self.held:
+            super().release()
+            return
+        os.unlink(self.path)
+        os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        raise ValueError("lock released too many times (this handle does not hold it)")
+
+
+class ResetOnStrayReleaseChannel(FlockChannel):
+    def open(self) -> FlockHandle:
+        return ResetOnStrayRelease(self.path)
+
+    def reuse_name(self, value: int) -> FlockHandle:
+        self.create(value)
+        return ResetOnStrayRelease(self.path)
+
+
+class ResetOnStrayReleaseBackend(FlockLockBackend):
+    name = "broken-stray-release-resets-lock-file"
+
+    def setup(self, scope: Scope) -> FlockChannel:
+        return ResetOnStrayReleaseChannel(scope.path("lock"))
+
+
+class AnyoneReleasesClaimedBackend(MpLockBackend):
+    """multiprocessing.Lock claimed as released by its holder only: its docs say any process
+    may release it, so a contender's stray release lets a third process in."""
+
+    name = "broken-mp-lock-claims-holder-release"
+    capabilities = MpLockBackend.capabilities | {p.RELEASE_BY_HOLDER_ONLY}
+
 EXHIBITS: List[Exhibit] = [
     Exhibit(_posix_variant("broken-signal-is-timeout", SignalIsTimeout),
             "timed_acquire_on_zero_waits_at_least_its_timeout",
@@ -284,4 +362,10 @@ EXHIBITS: List[Exhibit] = [
             "Without SEM_UNDO a killed holder's units stay taken; only undo or a file lock gives them back."),
     Exhibit(UndoUnclaimedBackend(), "killed_holder_releases_only_where_claimed",
             "SEM_UNDO rewrites the value when a process exits; a plain semaphore must not change behind our back."),
+    Exhibit(ReleaseOnExitBackend(), "losers_end_without_giving_units_back",
+            "An atexit release runs in every process that opened the semaphore, including those that never got it."),
+    Exhibit(ResetOnStrayReleaseBackend(), "losers_end_without_giving_units_back",
+            "A release by a process holding nothing must be refused, not turned into a forced unlock."),
+    Exhibit(AnyoneReleasesClaimedBackend(), "losers_end_without_giving_units_back",
+            "multiprocessing.Lock may be released by any process: a loser's stray release lets a third one in."),
 ]

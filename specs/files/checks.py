@@ -1,5 +1,5 @@
 """Invariants of exchanging data through files: whole publishes, complete results,
-O_APPEND records, private modes, and whose lock a close releases.
+O_APPEND records and private modes (the lock invariants are in ``lock_checks``).
 
 Slow writers are simulated by the roles (a pause between chunks), never by
 timing assertions: a check only says what a reader may see, not when.
@@ -21,9 +21,6 @@ from .protocol import (
     APPEND_LOG,
     ATOMIC_PUBLISH,
     EXCHANGE,
-    LOCK,
-    LOCK_OWNED_BY_OPEN_FILE,
-    LOCK_OWNED_BY_PROCESS,
     PRIVATE_FILES,
 )
 
@@ -172,65 +169,3 @@ def exchange_collector_sees_only_complete_results(backend: object, case: Case) -
                expected=f"every worker's result {sorted(sent)}", call="poll", history=h.format(h.of("C", "saw")))
 
     case.explore(body, results=st.lists(shapes(), min_size=1, max_size=3))
-
-
-def _lock_example(case: Case, touch_other_fd: bool) -> Tuple[bool, bool, str]:
-    out = case.run([Role("A", roles.hold_lock, (touch_other_fd,)), Role("B", roles.try_lock)])
-    out.value("A")
-    first, second = out.value("B")
-    return first, second, out.history.format()
-
-
-@invariant(
-    "exclusive_lock_excludes_other_processes", family=FAMILY, level=Level.MUST,
-    rule="While one process holds the exclusive lock another process cannot take it (a nonblocking try "
-         "fails), and it can once the holder releases.",
-    source="flock(2) LOCK_EX: 'Only one process may hold an exclusive lock for a given file at a given time.'; "
-           "fcntl(2) F_SETLK; CPython Lib/test/test_fcntl.py test_flock, test_lockf_exclusive",
-    requires=[LOCK],
-)
-def exclusive_lock_excludes_other_processes(backend: object, case: Case) -> None:
-    def body(_: int) -> None:
-        first, second, history = _lock_example(case, False)
-        expect(not first, case.invariant.id, got="B's nonblocking acquire succeeded while A held the lock",
-               expected="False (A holds it)", call="acquire", history=history)
-        expect(second, case.invariant.id, got="B could not take the released lock", expected="True after A released",
-               call="acquire", history=history)
-
-    case.explore(body, scale=0.25, _=st.just(0))
-
-
-@invariant(
-    "flock_survives_closing_another_descriptor", family=FAMILY, level=Level.MUST,
-    rule="A lock owned by the open file description (flock) stays held when its holder opens and closes "
-         "another descriptor of the same file.",
-    source="flock(2): 'Locks created by flock() are associated with an open file description (see open(2)).'; "
-           "fcntl(2), section Open file description locks (paraphrase: unlike process-associated record locks, they "
-           "are not released by closing another descriptor)",
-    requires=[LOCK, LOCK_OWNED_BY_OPEN_FILE],
-)
-def flock_survives_closing_another_descriptor(backend: object, case: Case) -> None:
-    def body(_: int) -> None:
-        first, _second, history = _lock_example(case, True)
-        expect(not first, case.invariant.id, got="B took the lock after A closed another descriptor of the file",
-               expected="the lock still held by A", call="acquire", history=history)
-
-    case.explore(body, scale=0.25, _=st.just(0))
-
-
-@invariant(
-    "lockf_released_by_closing_any_descriptor", family=FAMILY, level=Level.MUST,
-    rule="A lock owned by the process (fcntl record locks, lockf) is released when the holder closes ANY "
-         "descriptor of the file, even one it opened only to read: another process can then take it.",
-    source="fcntl(2): 'If a process closes any file descriptor referring to a file, then all of the process's locks "
-           "on that file are released, regardless of the file descriptor(s) on which the locks were obtained.'",
-    requires=[LOCK, LOCK_OWNED_BY_PROCESS],
-)
-def lockf_released_by_closing_any_descriptor(backend: object, case: Case) -> None:
-    def body(_: int) -> None:
-        first, _second, history = _lock_example(case, True)
-        expect(first, case.invariant.id, got="B could not take the lock after A closed another descriptor",
-               expected="the lock released by that close (it belongs to the process, not the descriptor)",
-               call="acquire", history=history)
-
-    case.explore(body, scale=0.25, _=st.just(0))

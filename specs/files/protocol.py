@@ -26,6 +26,12 @@ LOCK = "lock"
 LOCK_OWNED_BY_OPEN_FILE = "lock_owned_by_open_file"
 LOCK_OWNED_BY_PROCESS = "lock_owned_by_process"
 PRIVATE_FILES = "private_files"
+LOCK_TIMEOUTS = "lock_timeouts"
+INTEROPERATES_WITH_FLOCK = "interoperates_with_flock"
+INTEROPERATES_WITH_LOCKF = "interoperates_with_lockf"
+LOCK_FILE_HOLDS_DATA = "lock_file_holds_data"
+LOCK_REENTRANT = "lock_reentrant"
+LOCK_EXCLUDES_THREADS = "lock_excludes_threads"
 
 FILE = register_kind(
     Kind(
@@ -43,6 +49,18 @@ FILE = register_kind(
             "descriptor of the same file keeps it",
             LOCK_OWNED_BY_PROCESS: "the lock belongs to the process (fcntl(2) record locks, lockf): closing ANY "
             "descriptor of the file in that process releases it",
+            LOCK_TIMEOUTS: "open_lock().acquire(True, timeout=s) returns False after waiting at least s seconds "
+            "for a lock another process holds",
+            INTEROPERATES_WITH_FLOCK: "the lock is an flock(2) LOCK_EX on channel.lock_path itself: a plain "
+            "fcntl.flock client of that path is excluded by it and excludes it",
+            INTEROPERATES_WITH_LOCKF: "the lock is a POSIX record lock (fcntl.lockf) on channel.lock_path itself: a "
+            "plain fcntl.lockf client of that path is excluded by it and excludes it",
+            LOCK_FILE_HOLDS_DATA: "the holder may keep data in channel.lock_path (a PID): the backend never "
+            "truncates, rewrites, unlinks or replaces that file",
+            LOCK_REENTRANT: "the holder may acquire its lock again without waiting; the lock is free again only "
+            "after as many releases (threading.RLock)",
+            LOCK_EXCLUDES_THREADS: "lock objects opened by two threads of one process exclude each other as "
+            "processes do (without it, threads of one process may share the lock: fcntl(2) record locks)",
             PRIVATE_FILES: "every file it creates is mode 0600 and every directory 0700, and cleanup() removes "
             "them all",
         },
@@ -59,10 +77,13 @@ class LogWriter(Protocol):
 
 
 class FileLock(Protocol):
-    def acquire(self, blocking: bool = True) -> bool:
-        """Take the exclusive lock; with ``blocking=False`` return False at once if another holds it."""
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the exclusive lock; with ``blocking=False`` return False at once if another holds it;
+        with a ``timeout`` of s >= 0 seconds (``lock_timeouts``), False after waiting at least s."""
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Give the lock up.  Called by a process that does not hold it (its acquire failed),
+        it may raise, but must leave the holder's lock and the lock file alone."""
 
     def close(self) -> None:
         """Close the lock's descriptor (which releases the lock)."""

@@ -146,32 +146,3 @@ def collect_results(proc: Proc, workers: int) -> List[Seen]:
         if done and len(results) >= workers:
             return list(seen.values())
         time.sleep(0.0002)
-
-
-# --- locks -------------------------------------------------------------------------------------
-def hold_lock(proc: Proc, touch_other_fd: bool) -> None:
-    lock = proc.open("open_lock")
-    lock.acquire()
-    if touch_other_fd:
-        # What a library does when it reads the same file: open, read, close another descriptor.
-        proc.call("open+close", lambda: os.close(os.open(proc.channel.lock_path, os.O_RDONLY | os.O_CLOEXEC)))
-    proc.signal("held")
-    proc.wait_for("tried")
-    lock.release()
-    proc.signal("released")
-    lock.close()
-
-
-def try_lock(proc: Proc) -> Tuple[bool, bool]:
-    """A nonblocking try while the other holds it, then a blocking take after it released."""
-    proc.wait_for("held")
-    lock = proc.open("open_lock")
-    first = bool(lock.acquire(False))
-    if first:
-        lock.release()
-    proc.signal("tried")
-    proc.wait_for("released")
-    second = bool(lock.acquire(True))
-    lock.release()
-    lock.close()
-    return first, second

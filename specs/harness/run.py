@@ -32,7 +32,7 @@ from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
-from .worker import HANG_MARKERS, RoleTask
+from .worker import EXITS, HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -76,6 +76,14 @@ class Role:
     opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
     #: May be the victim of the ``kills`` fault; it must call ``proc.arm_kill()``.
     killable: bool = False
+    #: How the worker ends once its result is written (see ``worker.EXITS``): "" as always
+    #: (``os._exit``, unannounced); "_exit" or "normal" also signal ``exited-<proc>`` once done,
+    #: and "normal" first runs what a normal interpreter exit would (fork placement only).
+    exit: str = ""
+
+    def __post_init__(self) -> None:
+        if self.exit not in EXITS:
+            raise ValueError(f"Role {self.proc}: exit={self.exit!r}, expected one of {EXITS}")
 
 
 class BackendError(Exception):
@@ -473,7 +481,8 @@ class Case:
                          "pool" if self.placement in ("spawn", "forkserver") else self.placement,
                          self.harness.deadline_s, r.opens, self.harness.worker_memory,
                          interrupt_period_s=self.interrupt_period_s,
-                         kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0)
+                         kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0,
+                         exit=r.exit)
                 for r in roles
             ]
             outcomes = self._dispatch(tasks, channel)

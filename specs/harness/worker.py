@@ -7,16 +7,20 @@ Hypothesis and of anything slow to import.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import faulthandler
+import gc
 import importlib
 import os
 import pickle
 import resource
 import signal
+import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
@@ -31,6 +35,14 @@ HANG_SIGNAL = signal.SIGABRT
 HANG_MARKERS = ("Fatal Python error: Aborted", "Timeout (")
 
 RoleFn = Callable[..., Any]
+
+#: How a role's worker ends once its result is written.  "": ``os._exit`` as always.
+#: "_exit": the same, then the event ``exited-<proc>`` is signalled.  "normal": in the fork
+#: placement, first what a normal interpreter exit runs for the role's own code (see
+#: :func:`normal_exit`), then the event; elsewhere (a warm pool worker, a thread: neither
+#: process ends) it is only announced.  Checks draw "_exit" against "normal", because
+#: "release on exit" code (atexit handlers, finalizers, ``__del__``) runs only at the latter.
+EXITS = ("", "_exit", "normal")
 
 #: signal's C core, without the enum conversions of its wrappers (typeshed has no stub for it).
 _signal: Any = importlib.import_module("_signal")
@@ -54,6 +66,8 @@ class RoleTask:
     interrupt_period_s: float = 0.0
     #: SIGKILL this role this long after it calls ``proc.arm_kill()`` (negative: never).
     kill_after_s: float = -1.0
+    #: How the worker ends (see :data:`EXITS`).
+    exit: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def file(self, what: str) -> str:
@@ -257,6 +271,8 @@ def run_role(task: RoleTask, opened: Optional[threading.Event] = None,
             opened.set()  # a role that failed before opening must not stall the parent
     write_result(task, outcome)
     proc.recorder.close()
+    if task.exit and task.mode != "fork":  # a forked worker announces it in fork_child_main
+        signal_event(task.directory, f"exited-{task.proc}")
 
 
 def _run_interrupted(proc: Proc, task: RoleTask) -> Any:
@@ -355,7 +371,13 @@ def fork_child_main(task: RoleTask, gate_w: int, mask: Optional[Iterable[int]] =
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)  # the role starts with the parent's mask
         cap_memory(task.extra.get("data_limit", 0))
         enter_worker_process(task.file("out"))
+        if task.exit == "normal":
+            forget_inherited_exit_handlers()
         run_role(task)
+        if task.exit == "normal":
+            normal_exit()
+        if task.exit:
+            signal_event(task.directory, f"exited-{task.proc}")
     except BaseException:
         code = 70
     finally:
@@ -365,3 +387,52 @@ def fork_child_main(task: RoleTask, gate_w: int, mask: Optional[Iterable[int]] =
         except (KeyError, OSError):
             pass  # the role closed it (so the parent waits for the exit instead)
         os._exit(code)
+
+
+def forget_inherited_exit_handlers() -> None:
+    """In a forked worker, drop the exit handlers it inherited from the parent.
+
+    The worker is a copy of the pytest process, whose atexit list holds pytest's,
+    Hypothesis's, execnet's (under xdist), logging's and multiprocessing's handlers,
+    and whose ``weakref.finalize`` registry holds the parent's (a TemporaryDirectory's
+    rmtree among them).  Run here they would act on the parent's state: remove its
+    temp dirs, flush its captured output a second time.  So the worker forgets them
+    all before the role starts, and :func:`normal_exit` later runs only what the role
+    and the backend registered.  (multiprocessing's own ``util.Finalize`` objects check
+    the pid and skip the parent's, so they are kept: see :func:`_multiprocessing_finalizers`;
+    ``weakref.finalize`` ones do not.)
+    """
+    atexit._clear()
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:  # registered first, so that it runs last, as the original does
+        atexit.register(_multiprocessing_finalizers, util)
+    finalize: Any = weakref.finalize
+    for f in list(finalize._registry):
+        f.atexit = False  # still runs if its object dies, never at exit
+    finalize._registered_with_atexit = False  # a new finalizer registers the exit hook again
+
+
+def _multiprocessing_finalizers(util: Any) -> None:
+    """multiprocessing's own exit function, less its middle (terminating and joining the
+    ``Process`` children it lists, which are the parent's, not this copy's): its finalizers
+    check the pid they were made in, so only those the role made run."""
+    util._run_finalizers(0)
+    util._run_finalizers()
+
+
+def normal_exit() -> None:
+    """What a normal interpreter exit runs for the role's code, in CPython's order
+    (Py_FinalizeEx: atexit handlers, ``weakref.finalize`` hooks among them, then the
+    collection that runs ``__del__``).
+
+    Not ``sys.exit()``: that would also flush and finalize every object the child
+    inherited from pytest (its capture files, its sqlite connection to the Hypothesis
+    database), which are shared with the parent.  The role has returned, so the
+    objects it opened and dropped are gone already; the collection reaches those left
+    in reference cycles or held by the backend's module-level state once released.
+    (The channel itself stays referenced by the parent's frames this copy inherited,
+    so its own ``__del__`` does not run here, as it would not at a real exit either
+    before module teardown.)  Then ``os._exit`` as always: the kernel closes the rest.
+    """
+    atexit._run_exitfuncs()  # prints a handler's exception and goes on, as at exit
+    gc.collect()

@@ -1,17 +1,19 @@
 """Invariants of a semaphore's limits and lifetime: the bound, the maximum value,
-removing the name, and what the death of a holder does to the value."""
+removing the name, what the death of a holder does to the value, and what the end of a
+process that holds nothing must not do."""
 
 from __future__ import annotations
 
 import os
+from typing import List, Tuple
 
 from hypothesis import strategies as st
 
 from ..harness.run import Case, Role
 from ..invariant import Level, Unresolved, expect, invariant
-from . import roles
+from . import lock_roles, roles
 from .checks import FAMILY, create, finish_all, max_value, units
-from .protocol import BOUNDED, COUNTING, HOLDER_DEATH_RELEASES, NAMED, VALUE_READABLE
+from .protocol import BOUNDED, COUNTING, HOLDER_DEATH_RELEASES, NAMED, RELEASE_BY_HOLDER_ONLY, TIMEOUTS, VALUE_READABLE
 
 
 def _over_release(case: Case, created: int, below: int, cycles: int, bound: int, why: str) -> None:
@@ -135,3 +137,47 @@ def killed_holder_releases_only_where_claimed(backend: object, case: Case) -> No
                history=h.format(h.of("O", "await_exit") + h.of("H", "acquire")[-1:]))
 
     case.explore(body, scale=0.5, value=units(case, low=1, high=3), held=st.integers(1, 3))
+
+
+@invariant(
+    "losers_end_without_giving_units_back", family=FAMILY, level=Level.MUST,
+    rule="Processes whose acquire failed while another holds every unit, and that then end (a release of "
+         "nothing where the backend claims release_by_holder_only, a close, a normal exit with its atexit "
+         "handlers and finalizers, or _exit), give no unit back: a third process is still refused until the "
+         "holder releases.",
+    source="sem_overview(7) (paraphrase: only sem_post(3) increments a semaphore, so a process that took nothing "
+           "has nothing to give back when it closes or exits); flock(2) (a lock is released by LOCK_UN on its own "
+           "description or by closing it); Python docs atexit (handlers run at normal interpreter termination)",
+)
+def losers_end_without_giving_units_back(backend: object, case: Case) -> None:
+    """A backend that does not claim release_by_holder_only is not made to release in a
+    loser (multiprocessing.Lock may be released by any process, as its docs say); every
+    backend is drawn losers that close and exit, normally or by _exit."""
+    stray = st.booleans() if case.claims(RELEASE_BY_HOLDER_ONLY) else st.just(False)
+    modes = st.tuples(st.just("try"), st.just(0))
+    if case.claims(TIMEOUTS):
+        modes = modes | st.tuples(st.just("timed"), st.sampled_from([0, 1, 10]) | st.integers(0, 30))
+
+    def body(value: int, losers: List[Tuple[Tuple[str, int], bool, str]]) -> None:
+        names = [f"L{i}" for i in range(len(losers))]
+        ls = [Role(n, lock_roles.lose_then_end, (mode, ms, s), exit=e) for n, ((mode, ms), s, e) in zip(names, losers)]
+        out = case.run([Role("H", lock_roles.hold_all_until, (value, "third-tried")),
+                        Role("T", lock_roles.third_after_losers, (names, value))] + ls, channel_setup=create(value))
+        h = out.history
+        ended = ", ".join(f"{n} {'released nothing, ' if s else ''}exited by {e}"
+                          for n, (_, s, e) in zip(names, losers))
+        # T's first try, from its history and before the roles' own errors: a unit T should
+        # not have had makes H's release fail, and T then waits for a release that never comes.
+        tries = h.of("T", "try_acquire")[:2]
+        expect(not (len(tries) == 2 and tries[1].detail == "True"), case.invariant.id,
+               got=f"T took a unit H still held after the losers ended ({ended})",
+               expected=f"False (H holds all {value} units)", call="try_acquire", history=h.format(tries))
+        finish_all(out)
+        for n in names:
+            expect(not out.value(n), case.invariant.id, got=f"{n}'s acquire succeeded while H held all {value} units",
+                   expected="False", call="acquire", history=h.format(h.of(n)))
+        expect(out.value("T")[1], case.invariant.id, got="T could not take a unit after H released them",
+               expected="True", call="try_acquire", history=h.format(h.of("T", "try_acquire")[-2:]))
+
+    case.explore(body, scale=0.5, value=units(case, low=1, high=2),
+                 losers=st.lists(st.tuples(modes, stray, st.sampled_from(["normal", "_exit"])), min_size=1, max_size=2))

@@ -33,6 +33,7 @@ TIMEOUTS = "timeouts"
 HOLDER_DEATH_RELEASES = "holder_death_releases"
 NAMED = "named"
 THREAD_SAFE = "thread_safe"
+RELEASE_BY_HOLDER_ONLY = "release_by_holder_only"
 
 SEMAPHORE = register_kind(
     Kind(
@@ -41,7 +42,7 @@ SEMAPHORE = register_kind(
         "release gives one back",
         capabilities={
             COUNTING: "create(value) takes any value from 0 to max_value; without it the object is a lock, "
-            "created free (create(max_value) only) and released only by the handle that acquired it",
+            "created free (create(max_value) only)",
             BOUNDED: "a release that would raise the value above the value it was created with is rejected "
             "(BoundedSemaphore), raising the backend's overflow_error",
             VALUE_READABLE: "handle.value() returns the current value, never negative (sem_getvalue(3))",
@@ -51,6 +52,9 @@ SEMAPHORE = register_kind(
             NAMED: "channel.unlink() removes the name while handles already open keep working, and "
             "channel.reuse_name(value) then creates a new, independent semaphore under it (sem_unlink(3))",
             THREAD_SAFE: "handles may be opened and used from several threads of one process",
+            RELEASE_BY_HOLDER_ONLY: "release() by a handle that holds no unit raises overflow_error and changes "
+            "nothing (flock(2) locks); without it any process may release (Python docs multiprocessing.Lock."
+            "release: 'This can be called from any process or thread')",
         },
         channel_members=("create", "open"),
         # max_value: the highest value create() accepts (SEM_VALUE_MAX, 1 for a lock; a
@@ -77,7 +81,8 @@ class SemaphoreHandle(Protocol):
     def release(self) -> None:
         """Give one unit back.  Raise the backend's ``overflow_error`` (and change
         nothing) when the value is at ``max_value`` or, for ``bounded`` backends, at
-        the created value; locks also raise it when this handle holds nothing."""
+        the created value; ``release_by_holder_only`` backends also when this handle
+        holds nothing."""
 
     def value(self) -> int:
         """(``value_readable``) The number of free units now."""
