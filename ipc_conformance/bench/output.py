@@ -12,7 +12,7 @@ JSON schema (``schema: "ipc-conformance-bench/1"``)::
 
     {"schema", "generated": ISO-8601, "command": [str], "machine": {...}, "settings": {...},
      "guard": {"ran": bool, "profile": str, "seconds": float | null, "note": str},
-     "baselines": {"memcpy" | "bare-pipe": {"sizes": {"<bytes>": {"throughput": Stat | null,
+     "baselines": {"memcpy" | "memcpy-fresh" | "bare-pipe": {"sizes": {"<bytes>": {"throughput": Stat | null,
                                                                  "latency": Stat | null}}}},
      "backends": [{"name", "kind", "wiring", "verified": bool, "verification": str,
                    "sizes": {"<bytes>": {"throughput": Stat | null, "latency": Stat | null,
@@ -29,9 +29,10 @@ import datetime
 import os
 import platform
 import sys
+import textwrap
 from typing import Any, Dict, List, Optional, Sequence
 
-from .cell import BARE_PIPE, MEMCPY
+from .cell import BARE_PIPE, BASELINES, MEMCPY
 from .runner import Series, Settings, human_size
 
 SCHEMA = "ipc-conformance-bench/1"
@@ -60,7 +61,7 @@ def _ratio(num: Optional[Dict[str, Any]], den: Optional[Dict[str, Any]]) -> Opti
 def document(series: Dict[str, Dict[int, Series]], backends: Sequence[Any], verdicts: Dict[str, str],
              settings: Settings, guard: Dict[str, Any], argv: Sequence[str]) -> Dict[str, Any]:
     base = {name: {str(size): {"throughput": stat(s.throughput), "latency": stat(s.latency)}
-                   for size, s in series[name].items()} for name in (MEMCPY, BARE_PIPE)}
+                   for size, s in series[name].items()} for name in BASELINES}
     rows = []
     for b in backends:
         sizes: Dict[str, Any] = {}
@@ -116,13 +117,19 @@ def _si(x: float, unit: str) -> str:
     return f"{x:.2g}"
 
 
+def _fmt(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.3g}"
+
+
 def _cell(entry: Dict[str, Any], key: str) -> str:
     if entry.get("skipped"):
         return "skip"
     value = entry.get(key)
-    if value is None:
-        return "ERR" if entry.get("errors") else "-"
-    return f"{value:.2f}" if value < 10 else f"{value:.3g}"
+    if value is None and entry.get("errors"):
+        return "ERR"
+    return _fmt(value)
 
 
 def table(doc: Dict[str, Any], width: int = 80) -> str:
@@ -142,11 +149,19 @@ def table(doc: Dict[str, Any], width: int = 80) -> str:
             cells = [ref[str(s)][key] for s in block]
             out.append(base.ljust(NAME_W) + "".join(
                 (_si(c["median"], unit) if c else "-")[:COL_W - 1].rjust(COL_W) for c in cells))
+            if key == "throughput":  # the other baselines, as ratios like the backends
+                for other in BASELINES:
+                    if other == MEMCPY:
+                        continue
+                    mine = doc["baselines"][other]["sizes"]
+                    out.append(f"({other})".ljust(NAME_W) + "".join(
+                        _fmt(_ratio(mine[str(s)]["throughput"], ref[str(s)]["throughput"])).rjust(COL_W)
+                        for s in block))
             for row in doc["backends"]:
                 name = row["name"] + ("" if row["verified"] else " ?")
                 out.append(name[:NAME_W - 1].ljust(NAME_W) + "".join(
                     _cell(row["sizes"][str(s)], key + "_ratio")[:COL_W - 1].rjust(COL_W) for s in block))
-    legend = ["", "higher is better; skip: size not possible (see JSON); ERR: the cell failed (see JSON)."]
+    legend = "higher is better; skip: size not possible here, ERR: the cell failed (the JSON says why)."
     if any(not row["verified"] for row in doc["backends"]):
-        legend.append("? unverified: " + doc["guard"].get("note", "not checked by the conformance suite"))
-    return "\n".join(out + legend)
+        legend += " ? unverified: " + doc["guard"].get("note", "not checked by the conformance suite")
+    return "\n".join(out + [""] + textwrap.wrap(legend, 79))

@@ -11,7 +11,7 @@ import html
 import io
 from typing import Any, Dict, List, Tuple
 
-from .cell import BARE_PIPE, MEMCPY
+from .cell import BARE_PIPE, MEMCPY, MEMCPY_FRESH
 from .runner import human_size
 
 INSTALL_HINT = "plots need matplotlib: pip install 'ipc-conformance[bench]' (the table and JSON work without it)"
@@ -64,12 +64,13 @@ def figure(doc: Dict[str, Any]) -> Any:
             if xs:
                 ax.plot(xs, [y * scale for y in ys], label=label if ax is tp_ax else None, **style)
     base = doc["baselines"]
-    for name, ax, key, scale in ((MEMCPY, tp_ax, "throughput", 1e-9), (BARE_PIPE, tp_ax, "throughput", 1e-9),
-                                 (BARE_PIPE, lat_ax, "latency", 1e6)):
-        xs, ys = _points(base[name]["sizes"], key)
+    lines = {MEMCPY: ("black", "-"), MEMCPY_FRESH: ("grey", "--"), BARE_PIPE: ("black", ":")}
+    for name, ax, key, scale in ((MEMCPY, tp_ax, "throughput", 1e-9), (MEMCPY_FRESH, tp_ax, "throughput", 1e-9),
+                                 (BARE_PIPE, tp_ax, "throughput", 1e-9), (BARE_PIPE, lat_ax, "latency", 1e6)):
+        xs, ys = _points(base.get(name, {}).get("sizes", {}), key)
         if xs:
-            ax.plot(xs, [y * scale for y in ys], color="black", linewidth=2.4,
-                    linestyle="-" if name == MEMCPY else ":",
+            colour, linestyle = lines[name]
+            ax.plot(xs, [y * scale for y in ys], color=colour, linewidth=2.4, linestyle=linestyle,
                     label=f"baseline: {name}" if ax is tp_ax else None)
     sizes = [int(s) for s in doc["settings"]["sizes"]]
     for ax, title, unit in ((tp_ax, "one-way throughput (higher is better)", "GB/s"),

@@ -62,7 +62,8 @@ def skip_reason(backend: Any, size: int, max_message: Optional[int]) -> Optional
     """Why ``backend`` cannot carry ``size``-byte payloads here, or None."""
     kind = getattr(backend, "kind", None)
     if kind in ("shm", "arrow"):
-        need = 2 * size if kind == "shm" else size * 4
+        # shm: a segment each way; arrow: up to 13 stores alive at once at large sizes (cell.plan_for).
+        need = 2 * size if kind == "shm" else size * 13
         free = shm_free()
         if need > free * SHM_HEADROOM:
             return f"needs {human_size(need)} of shared memory, /dev/shm has {free >> 20} MiB free"
