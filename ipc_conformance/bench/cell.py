@@ -86,8 +86,13 @@ def _keep(plan: Plan, *keep: int) -> None:
             os.close(fd)
 
 
-def plan_for(backend: Any, size: int, scope: Any) -> Plan:
-    plan = Plan()
+def _setup(backend: Any, scope: Any, plan: Plan) -> Any:
+    channel = backend.setup(scope)
+    plan.channels.append(channel)  # recorded at once: torn down even if a later setup fails
+    return channel
+
+
+def plan_for(backend: Any, size: int, scope: Any, plan: Plan) -> Plan:
     kind = getattr(backend, "kind", backend)
     if backend in (MEMCPY, MEMCPY_FRESH):
         return plan
@@ -107,9 +112,8 @@ def plan_for(backend: Any, size: int, scope: Any) -> Plan:
         # Every message takes a fresh store (a store is put once), and each holds its segment
         # until teardown: bound the pool by ARROW_BUDGET, but never below the phases' minimums.
         per_side = max(Budget.min_latency, min(200, (ARROW_BUDGET // max(size, 4096) - 4) // 3))
-        fwd_pool = [backend.setup(scope) for _ in range(2 * per_side + 3)]
-        back_pool = [backend.setup(scope) for _ in range(per_side + 1)]
-        plan.channels = fwd_pool + back_pool
+        fwd_pool = [_setup(backend, scope, plan) for _ in range(2 * per_side + 3)]
+        back_pool = [_setup(backend, scope, plan) for _ in range(per_side + 1)]
         plan.max_messages = per_side
         fr, fw, br, bw = _pipe_pair(plan)
 
@@ -122,10 +126,8 @@ def plan_for(backend: Any, size: int, scope: Any) -> Plan:
 
         plan.links = arrow
         return plan
-    a = backend.setup(scope)
-    plan.channels.append(a)
-    b = backend.setup(scope)
-    plan.channels.append(b)
+    a = _setup(backend, scope, plan)
+    b = _setup(backend, scope, plan)
     if kind == "shm":
         a.create(size)
         b.create(size)
@@ -296,11 +298,14 @@ def _fork(body: Callable[[], Dict[str, Any]], result_fd: int, keep: Tuple[int, .
 
 def run_cell(backend: Any, size: int, scope: Any, budget: Budget, deadline_s: float) -> CellResult:
     """Measure ``backend`` (or a baseline name) at ``size`` bytes; never raises for the backend's faults."""
+    plan = Plan()
     try:
-        plan = plan_for(backend, size, scope)
-    except Exception as exc:
-        return CellResult(error=f"setup: {type(exc).__name__}: {exc}")
-    try:
+        try:
+            plan_for(backend, size, scope, plan)
+        except Exception as exc:
+            for fd in plan.fds:
+                os.close(fd)
+            return CellResult(error=f"setup: {type(exc).__name__}: {exc}")
         return _run_plan(backend, plan, size, budget, deadline_s)
     finally:
         for ch in plan.channels:

@@ -120,7 +120,9 @@ def _si(x: float, unit: str) -> str:
 def _fmt(value: Optional[float]) -> str:
     if value is None:
         return "-"
-    return f"{value:.2f}" if value < 10 else f"{value:.3g}"
+    if value >= 10:
+        return f"{value:.3g}"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"  # 0.0031, not 0.00
 
 
 def _cell(entry: Dict[str, Any], key: str) -> str:

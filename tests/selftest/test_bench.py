@@ -36,8 +36,8 @@ except ImportError:
 
 def bench(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, IPCC_RUN_TAG=f"bt{secrets.token_hex(4)}")
-    argv = [sys.executable, "-m", "ipc_conformance.cli", "bench", "--quick", "--no-verify",
-            "--only", ",".join(BACKENDS), *extra]
+    only = [] if "--backend" in extra else ["--only", ",".join(BACKENDS)]
+    argv = [sys.executable, "-m", "ipc_conformance.cli", "bench", "--quick", "--no-verify", *only, *extra]
     proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     leftovers = [e for e in os.listdir("/dev/shm") if env["IPCC_RUN_TAG"] in e]
     assert leftovers == [], f"got={leftovers}, but should be nothing left in /dev/shm [bench]"
@@ -129,3 +129,27 @@ def test_the_guard_verifies_only_backends_that_passed_every_judged_check() -> No
     only_unsupported = {"results": [{"backend": "os-pipe", "verdict": "unsupported"}]}
     assert judge([pipe], only_unsupported)["os-pipe"].startswith("unverified: no conformance check")
     assert judge([pipe], {}, "boom")["os-pipe"].startswith("unverified: the conformance run wrote no report")
+
+
+BROKEN = '''
+from ipc_impls.streams import PipeBackend
+
+
+class SetupFails(PipeBackend):
+    name = "setup-fails"
+
+    def setup(self, scope):
+        raise OSError("no channel today")
+'''
+
+
+def test_a_failing_backend_is_an_error_cell_and_the_others_still_run(tmp_path: Path) -> None:
+    (tmp_path / "broken_bench.py").write_text(BROKEN)
+    proc = bench(tmp_path, "--backend", "broken_bench.py:SetupFails", "--backend", "ipc_impls.streams:PipeBackend",
+                 "--sizes", "64", "--repeats", "1", "--json", "out.json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = {row["name"]: row for row in json.loads((tmp_path / "out.json").read_text())["backends"]}
+    broken = rows["setup-fails"]["sizes"]["64"]
+    assert broken["throughput_ratio"] is None and "no channel today" in broken["errors"][0]
+    assert rows["os-pipe"]["sizes"]["64"]["throughput_ratio"] > 0
+    assert "ERR" in proc.stdout and "error: setup-fails at 64 B" in proc.stderr
