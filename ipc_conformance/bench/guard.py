@@ -36,9 +36,11 @@ def verify(backends: Sequence[Any], specs: Sequence[str], only: Optional[Sequenc
             argv += ["--backend", spec]
         if only:
             argv += ["-k", " or ".join(only)]
+        # Hypothesis's example database goes with the guard, not into the user's directory.
+        env = dict(os.environ, HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"))
         start = time.monotonic()
         with open(os.path.join(tmp, "log"), "w+") as log:
-            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
             log.seek(0)
             tail = log.read()[-2000:]
         seconds = time.monotonic() - start

@@ -5,6 +5,7 @@ same run, so that they compare across machines:
 
 * throughput ratio = the backend's median one-way throughput / the median memcpy
   bandwidth at the same size (a copy within one process into a buffer already touched);
+  each repeat's figure is the fastest of its batches (``cell.py``), the median is over repeats;
 * latency ratio = the median bare ``os.pipe`` round trip / the backend's median round
   trip at the same size (1.0: as fast as two processes ping-ponging on a raw pipe).
 
