@@ -74,11 +74,11 @@ def _cpus(text: Optional[str]) -> Optional[List[int]]:
 
 
 def _select(ns: argparse.Namespace) -> List[Any]:
-    from ..selection import LoadProblem, SpecSyntaxError, select
+    from ..selection import Loaded, LoadProblem, SpecSyntaxError, select
     from .runner import bench_backends
 
     try:
-        items = select(ns.backend, environ={})
+        items = select(ns.backend)  # IPC_BACKENDS too, as the guard's conformance run reads it
     except SpecSyntaxError as exc:
         raise SystemExit(f"ipc-conformance bench: --backend: {exc}") from None
     problems = [i for i in items if isinstance(i, LoadProblem)]
@@ -86,7 +86,7 @@ def _select(ns: argparse.Namespace) -> List[Any]:
         print(f"ipc-conformance bench: {item.source}: LOAD ERROR {item.message}", file=sys.stderr)
     if problems:
         raise SystemExit(1)
-    backends = bench_backends([i.backend for i in items])
+    backends = bench_backends([i.backend for i in items if isinstance(i, Loaded)])
     if ns.family:
         backends = [b for b in backends if b.kind in ns.family]
     if ns.only:
