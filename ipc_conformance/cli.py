@@ -5,6 +5,7 @@ Commands (run is the default):
   ipc-conformance list [--backend MODULE:ATTR]...      backends, their claims, the invariants
   ipc-conformance explain QUERY                        rule, source, a live counterexample
   ipc-conformance catalogue [--write | --check]        docs/INVARIANTS.md (maintainers)
+  ipc-conformance bench [--quick] [--json P] [--plot P] throughput and latency per payload size
 
 A run is pytest underneath (pytest-xdist, -k, -x all work) and exits 0 exactly when
 every applicable invariant holds for every selected backend; 1 on any FAIL, FLAKY,
@@ -24,13 +25,13 @@ from typing import List, Optional, Sequence
 SUITE = "ipc_conformance.suite"
 CATALOGUE = "docs/INVARIANTS.md"
 PROFILES = ("standard", "fast", "ci", "thorough")
-COMMANDS = ("run", "list", "explain", "catalogue", "-h", "--help")
+COMMANDS = ("run", "list", "explain", "catalogue", "bench", "-h", "--help")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ipc-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{run,list,explain,catalogue}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,list,explain,catalogue,bench}")
     run = sub.add_parser("run", help="run the conformance suite (the default)")
     add_run_options(run)
     parser.epilog = "run options (also accepted without the word run):\n" + run.format_help().split("\n\n", 1)[1]
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     group = cat.add_mutually_exclusive_group()
     group.add_argument("--write", metavar="PATH", nargs="?", const=CATALOGUE, help="write it (default path: %(const)s)")
     group.add_argument("--check", metavar="PATH", nargs="?", const=CATALOGUE, help="exit 1 if PATH is stale")
+    from .bench import add_options as add_bench_options
+
+    add_bench_options(sub.add_parser("bench", help="throughput and latency of each backend per payload size"))
     return parser
 
 
@@ -213,6 +217,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return 0
     if ns.command == "catalogue":
         return cmd_catalogue(ns)
+    if ns.command == "bench":
+        from .bench import cmd_bench
+
+        return cmd_bench(ns, args[1:])
     if ns.command == "explain":
         from .explain import explain
 
