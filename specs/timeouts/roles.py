@@ -179,7 +179,7 @@ def exit_paths(proc: Proc, path: str, ms: int, kind: str) -> Dict[str, Any]:
     return out
 
 
-def outer_alarm(proc: Proc, path: str, ms: int, outer_ms: int) -> Dict[str, Any]:
+def outer_alarm(proc: Proc, path: str, ms: int, outer_ms: int, kind: str) -> Dict[str, Any]:
     """Code outside the scope arms its own SIGALRM handler and ITIMER_REAL (``outer_ms``,
     later than the scope's deadline); a scope is left by ``path``; then the caller's
     handler must be back and its timer must fire, not before its deadline."""
@@ -194,7 +194,9 @@ def outer_alarm(proc: Proc, path: str, ms: int, outer_ms: int) -> Dict[str, Any]
     signal.setitimer(signal.ITIMER_REAL, outer_ms / 1000)
     proc.note("caller_alarm", f"own handler, ITIMER_REAL {outer_ms} ms")
     try:
-        out = leave_by(proc, t, path, ms, "sleep")
+        # Blocked only where the backend claims to interrupt blocking calls: a scope that cannot
+        # (an exception sent to the thread) would otherwise land late, in the caller's handler.
+        out = leave_by(proc, t, path, ms, kind)
         handler = signal.getsignal(signal.SIGALRM)
         out["handler_back"] = handler is mine
         out["handler_now"] = getattr(handler, "__qualname__", repr(handler))

@@ -53,7 +53,7 @@ def _kind(case: Case) -> str:
 def caller_alarm_and_handler_survive_the_scope(backend: object, case: Case) -> None:
     def body(path: str, ms: int, gap_ms: int) -> None:
         outer = ms + gap_ms
-        out = case.run([Role("P", roles.outer_alarm, (path, ms, outer))])
+        out = case.run([Role("P", roles.outer_alarm, (path, ms, outer, _kind(case)))])
         v = out.value("P")
         h = out.history.format()
         where = f"a {ms} ms scope left by {path}, the caller's ITIMER_REAL at {outer} ms"
