@@ -21,11 +21,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from multiprocessing.connection import Connection
-from typing import Any, FrozenSet, Optional
+from typing import Any, FrozenSet, List, Optional, Sequence
 
 from ipc_specs.harness.resources import Scope
 from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import QueueLimits, Received
+
+from .queues import receive_many
 
 #: How long teardown waits for a queue's feeder thread to close its pipe.
 FEEDER_GRACE_S = 5.0
@@ -47,6 +49,13 @@ class MpQueueEndpoint:
     def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
         block, timeout = _get_timeout(timeout_ms)
         return self.q.get(block, timeout), 0  # raises queue.Empty itself
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        for data in messages:  # one put each: each releases the queue's item semaphore once
+            self.send(data, timeout_ms=timeout_ms)
+
+    def receive_many(self, max_count: int, *, timeout_ms: Optional[int] = None) -> List[Received]:
+        return receive_many(self, max_count, timeout_ms)
 
     def close(self) -> None:
         # In a worker process, wait for the feeder thread to flush what we put: the
@@ -88,7 +97,7 @@ class MpQueueAdapter:
     kind = "queue"
     wiring = "inherit"
     capabilities: FrozenSet[str] = frozenset({
-        p.BOUNDED_CAPACITY, p.NONBLOCKING, p.TIMEOUTS, p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE})
+        p.BOUNDED_CAPACITY, p.NONBLOCKING, p.TIMEOUTS, p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.BATCHES})
 
     def __init__(self, maxsize: int = 8) -> None:
         self.maxsize = maxsize

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 try:
     from typing import Protocol
@@ -53,6 +53,7 @@ UNLINK = "unlink"
 REMOVE_WAKES_RECEIVERS = "remove_wakes_receivers"
 EOF_ON_CLOSE = "eof_on_close"
 DATAGRAM = "datagram"
+BATCHES = "batches"
 
 QUEUE = register_kind(
     Kind(
@@ -77,6 +78,8 @@ QUEUE = register_kind(
             EOF_ON_CLOSE: "once every sender has closed and the queue is drained, receive raises EOFError",
             DATAGRAM: "receive(bufsize=n) reads into an n-byte buffer; a longer message raises "
             "OSError(EMSGSIZE) (MSG_TRUNC) and is not returned cut",
+            BATCHES: "endpoints have send_many(messages) and receive_many(max_count) (see Batching): a batch "
+            "is its messages sent one after another, each a message of its own for any receiver",
         },
         channel_members=("open", "limits"),
     )
@@ -146,6 +149,19 @@ class QueueEndpoint(Protocol):
 
     def close(self) -> None:
         """Release the handle; returns once every message it sent is in the queue."""
+
+
+class Batching(Protocol):
+    """Extra endpoint members of ``batches`` backends."""
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        """Enqueue each of ``messages`` as one message of its own, in order, as that many
+        ``send`` calls would (``timeout_ms`` bounds each one); every waiting receiver can
+        take one of them.  Another producer's messages may come between them."""
+
+    def receive_many(self, max_count: int, *, timeout_ms: Optional[int] = None) -> List[Received]:
+        """Wait as ``receive`` does for one message, then return it with up to
+        ``max_count - 1`` more that are already queued (without waiting for them)."""
 
 
 class QueueChannel(Protocol):

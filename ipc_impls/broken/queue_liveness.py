@@ -1,0 +1,215 @@
+"""Broken message queues that keep every promise on the happy path and break one where real
+libraries do: a batch, a long wait, a message landing at a timeout's edge, an endpoint
+shared by threads, a consumer opened before the producers.  Listed in ``queues.EXHIBITS``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import time
+from multiprocessing.connection import Connection
+from typing import Any, FrozenSet, List, Optional, Sequence
+
+from ipc_specs.harness.resources import Scope
+from ipc_specs.queues import protocol as p
+from ipc_specs.queues.protocol import Received
+
+from ..mp_queues import MpQueueAdapter, MpQueueChannel, MpQueueEndpoint
+from ..queues import PosixChannel, PosixEndpoint, PosixMqBackend
+from . import Exhibit
+
+#: What a library might take for "long enough": the wait an untimed call really gets.
+LIBRARY_DEFAULT_MS = 10_000
+
+
+# --- batches_wake_every_waiting_receiver ------------------------------------------------------
+class BatchAsOneItem(MpQueueEndpoint):
+    """Puts a batch on the queue as ONE item (a list) to save lock round trips; the receiver
+    that gets it keeps the rest for its own next calls.  One waiter wakes with the whole
+    batch, and the others time out although a message was sent for each of them."""
+
+    def __init__(self, q: Any, owner_pid: int) -> None:
+        super().__init__(q, owner_pid)
+        self.kept: List[bytes] = []
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        block, timeout = (timeout_ms is None or timeout_ms > 0), (None if timeout_ms is None else timeout_ms / 1000)
+        self.q.put([bytes(m) for m in messages], block, timeout)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        if self.kept:
+            return self.kept.pop(0), 0
+        item, tag = super().receive(select=select, timeout_ms=timeout_ms)
+        if not isinstance(item, list):
+            return item, tag
+        self.kept = item[1:]
+        return item[0], tag
+
+
+class BatchChannel(MpQueueChannel):
+    def open(self, *, sender: bool = True, receiver: bool = True) -> BatchAsOneItem:
+        return BatchAsOneItem(self.q, self.owner_pid)
+
+
+class BatchAsOneItemBackend(MpQueueAdapter):
+    name = "broken-batch-as-one-item"
+
+    def setup(self, scope: Scope) -> BatchChannel:
+        return BatchChannel(self.maxsize)
+
+
+# --- untimed_calls_outwait_library_defaults ---------------------------------------------------
+class UntimedIsTenSeconds(PosixEndpoint):
+    """Turns "block" into a generous 10 s timeout "so nothing hangs forever": an untimed
+    receive on a queue that stays empty longer, or a send to a queue that stays full, raises
+    queue.Empty or queue.Full although the caller asked to wait."""
+
+    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
+        super().send(data, tag=tag, timeout_ms=LIBRARY_DEFAULT_MS if timeout_ms is None else timeout_ms)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        return super().receive(select=select, timeout_ms=LIBRARY_DEFAULT_MS if timeout_ms is None else timeout_ms)
+
+
+# --- message_racing_a_timeout_is_received_once ------------------------------------------------
+class ReadsThenTimesOut(PosixEndpoint):
+    """Waits in 10 ms ticks and checks its deadline after each one: a message that arrives in
+    the last tick, after the deadline, has been taken from the queue when the receive gives
+    up with queue.Empty, and is lost."""
+
+    TICK_MS = 10
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        if not timeout_ms:
+            return super().receive(select=select, timeout_ms=timeout_ms)
+        try:
+            return super().receive(timeout_ms=0)
+        except queue.Empty:
+            pass
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            try:
+                got = super().receive(timeout_ms=self.TICK_MS)
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise
+                continue
+            if time.monotonic() >= deadline:
+                raise queue.Empty  # "too late: the caller has given up" -- with the message in hand
+            return got
+
+
+# --- consumer_opened_early_sees_later_messages ------------------------------------------------
+class CachesEmptyAtOpen(PosixEndpoint):
+    """Asks the kernel once, at open, whether the queue is empty (mq_getattr's message count)
+    and answers non-blocking receives from that until it learns otherwise (its own send, a
+    blocking receive that returned): a poller opened before the producers never sees them."""
+
+    def __init__(self, mq: Any) -> None:
+        super().__init__(mq)
+        self.known_empty = mq.current_messages == 0
+
+    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
+        self.known_empty = False
+        super().send(data, tag=tag, timeout_ms=timeout_ms)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        if timeout_ms == 0 and self.known_empty:
+            raise queue.Empty
+        got = super().receive(select=select, timeout_ms=timeout_ms)
+        self.known_empty = False
+        return got
+
+
+# --- threads_sharing_an_endpoint_take_each_message_once ---------------------------------------
+class UnlockedReader:
+    """A pipe carrying ``send_bytes`` frames, with a lock around each send and none around
+    receives "because only one process receives".  Each frame is read as a header, then a
+    body: two threads sharing the endpoint split one frame, and the second reads part of a
+    body as the next header."""
+
+    def __init__(self, r: Connection, w: Connection, lock: Any) -> None:
+        self.r, self.w, self.lock = r, w, lock
+
+    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
+        with self.lock:
+            self.w.send_bytes(data)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        return self.r.recv_bytes(), 0
+
+    def close(self) -> None:
+        pass  # the ends are the channel's, shared by every endpoint of this process
+
+
+class UnlockedReaderChannel:
+    def __init__(self) -> None:
+        self.r, self.w = multiprocessing.Pipe(duplex=False)
+        self.lock = multiprocessing.Lock()
+
+    def open(self, *, sender: bool = True, receiver: bool = True) -> UnlockedReader:
+        return UnlockedReader(self.r, self.w, self.lock)
+
+    def limits(self) -> p.QueueLimits:
+        return p.QueueLimits()
+
+    def detach(self) -> None:
+        pass  # one receiving process, any number of senders: every process keeps both ends
+
+    def teardown(self) -> None:
+        self.r.close()
+        self.w.close()
+
+
+class UnlockedReaderBackend:
+    """Claims threads, not several receiving processes: what it would keep with a receive lock."""
+
+    name = "broken-unlocked-reader"
+    kind = "queue"
+    wiring = "inherit"
+    capabilities: FrozenSet[str] = frozenset({p.SYNCHRONOUS_SEND, p.EMPTY_MESSAGES, p.THREAD_SAFE})
+
+    def setup(self, scope: Scope) -> UnlockedReaderChannel:
+        return UnlockedReaderChannel()
+
+
+class VariantChannel(PosixChannel):
+    """A posix-mq channel whose endpoints are ``endpoint_cls`` (module level: picklable for
+    spawned and forkserver workers, unlike a class made inside a function)."""
+
+    def __init__(self, name: str, max_messages: int, max_message_size: int, endpoint_cls: type) -> None:
+        super().__init__(name, max_messages, max_message_size)
+        self.endpoint_cls = endpoint_cls
+
+    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
+        return self.endpoint_cls(super().open(sender=sender, receiver=receiver).mq)
+
+
+class VariantBackend(PosixMqBackend):
+    def __init__(self, name: str, endpoint_cls: type) -> None:
+        super().__init__()
+        self.name = name
+        self.endpoint_cls = endpoint_cls
+
+    def setup(self, scope: Scope) -> VariantChannel:
+        ch = super().setup(scope)
+        return VariantChannel(ch.name, ch.max_messages, ch.max_message_size, self.endpoint_cls)
+
+
+EXHIBITS: List[Exhibit] = [
+    Exhibit(BatchAsOneItemBackend(), "batches_wake_every_waiting_receiver",
+            "A batch put as one item wakes one receiver, which keeps the rest while the others time out."),
+    Exhibit(VariantBackend("broken-untimed-is-ten-seconds", UntimedIsTenSeconds),
+            "untimed_calls_outwait_library_defaults",
+            "Blocking means no timeout at all: a 'generous' hidden timeout still fails a caller who waits longer."),
+    Exhibit(VariantBackend("broken-reads-then-times-out", ReadsThenTimesOut),
+            "message_racing_a_timeout_is_received_once",
+            "Check the deadline before taking a message, never after: a message taken late must still be returned."),
+    Exhibit(VariantBackend("broken-caches-empty-at-open", CachesEmptyAtOpen),
+            "consumer_opened_early_sees_later_messages",
+            "An emptiness seen at open is stale at once: ask the queue on every receive."),
+    Exhibit(UnlockedReaderBackend(), "threads_sharing_an_endpoint_take_each_message_once",
+            "A framed reader shared by threads needs a lock around each whole message, or threads split frames.",
+            placement="thread"),
+]
