@@ -3,13 +3,15 @@ validating objects that are not ours.  Each claims only what the object offers.
 
 ``multiprocessing.Queue(maxsize)``
     Bounded, non-blocking and timed put/get, several producers and consumers,
-    threads.  Not claimed: ``synchronous_send`` (a feeder thread moves items to
-    the pipe after ``put`` returns, so a ``get_nowait`` right after a ``put``
-    may find nothing), priorities, types, a size limit, opening by name (it
-    reaches workers only by inheritance).
+    threads; batches as loops of put/get.  Not claimed: ``synchronous_send`` (a
+    feeder thread moves items to the pipe after ``put`` returns, so a
+    ``get_nowait`` right after a ``put`` may find nothing), priorities, types, a
+    size limit, opening by name (it reaches workers only by inheritance),
+    ``crash_safe`` (a process killed inside ``get`` keeps the queue's read lock:
+    the docs warn that the queue "is likely to become corrupted").
 ``multiprocessing.SimpleQueue``
     Locked put/get for several processes and threads; no capacity, no
-    non-blocking or timed operations.
+    non-blocking or timed operations, no ``crash_safe`` (the same locks).
 ``multiprocessing.Pipe(duplex=False)`` with ``send_bytes``/``recv_bytes``
     One sender, one receiver, framed messages, EOFError once the sender is
     gone.  Not claimed: ``multi_process`` (large messages from two writers

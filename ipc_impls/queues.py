@@ -128,7 +128,7 @@ class PosixMqBackend:
     wiring = "named"
     capabilities: FrozenSet[str] = frozenset({
         p.PRIORITIES, p.BOUNDED_CAPACITY, p.MAX_MESSAGE_SIZE, p.NONBLOCKING, p.TIMEOUTS, p.SYNCHRONOUS_SEND,
-        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.UNLINK, p.BATCHES})
+        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.UNLINK, p.BATCHES, p.CRASH_SAFE})
 
     def __init__(self, max_messages: Optional[int] = None, max_message_size: Optional[int] = None) -> None:
         self.max_messages = max_messages
@@ -226,7 +226,7 @@ class SysvMqBackend:
     # No timeouts: msgsnd/msgrcv have none (only IPC_NOWAIT).  No unlink: IPC_RMID destroys at once.
     capabilities: FrozenSet[str] = frozenset({
         p.TYPE_SELECTION, p.BOUNDED_CAPACITY, p.MAX_MESSAGE_SIZE, p.NONBLOCKING, p.SYNCHRONOUS_SEND,
-        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.REMOVE_WAKES_RECEIVERS})
+        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.REMOVE_WAKES_RECEIVERS, p.CRASH_SAFE})
 
     def __init__(self, qbytes: int = 1024, max_message_size: int = 256) -> None:
         self.qbytes = qbytes

@@ -1,6 +1,6 @@
 """Broken message queues that keep every promise on the happy path and break one where real
 libraries do: a batch, a long wait, a message landing at a timeout's edge, an endpoint
-shared by threads, a consumer opened before the producers.  Listed in ``queues.EXHIBITS``.
+shared by threads, a consumer opened before the producers, a consumer killed mid-receive.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any, FrozenSet, List, Optional, Sequence
 
+from ipc_specs.harness.faults import KILLS
 from ipc_specs.harness.resources import Scope
 from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import Received
@@ -174,6 +175,39 @@ class UnlockedReaderBackend:
         return UnlockedReaderChannel()
 
 
+# --- killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered ----------------------
+class LockedAcrossReceive(PosixEndpoint):
+    """Serialises receivers with a ``multiprocessing.Lock`` held across the kernel call "so that
+    two consumers never race".  It works until a consumer is killed while it holds the lock:
+    nothing ever releases it, and every other receive, timed or not, waits for ever."""
+
+    def __init__(self, mq: Any, lock: Any) -> None:
+        super().__init__(mq)
+        self.lock = lock
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
+        with self.lock:
+            return super().receive(select=select, timeout_ms=timeout_ms)
+
+
+class LockedChannel(PosixChannel):
+    def __init__(self, name: str, max_messages: int, max_message_size: int) -> None:
+        super().__init__(name, max_messages, max_message_size)
+        self.lock = multiprocessing.Lock()  # inherited by forked workers (hence inherit wiring)
+
+    def open(self, *, sender: bool = True, receiver: bool = True) -> LockedAcrossReceive:
+        return LockedAcrossReceive(super().open(sender=sender, receiver=receiver).mq, self.lock)
+
+
+class LockedAcrossReceiveBackend(PosixMqBackend):
+    name = "broken-locked-across-receive"
+    wiring = "inherit"
+
+    def setup(self, scope: Scope) -> LockedChannel:
+        ch = super().setup(scope)
+        return LockedChannel(ch.name, ch.max_messages, ch.max_message_size)
+
+
 class VariantChannel(PosixChannel):
     """A posix-mq channel whose endpoints are ``endpoint_cls`` (module level: picklable for
     spawned and forkserver workers, unlike a class made inside a function)."""
@@ -212,4 +246,7 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(UnlockedReaderBackend(), "threads_sharing_an_endpoint_take_each_message_once",
             "A framed reader shared by threads needs a lock around each whole message, or threads split frames.",
             hangs=True),
+    Exhibit(LockedAcrossReceiveBackend(), "killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered",
+            "A user-space lock held across a blocking call dies locked with its holder: kernel queues need none.",
+            hangs=True, fault=KILLS),
 ]

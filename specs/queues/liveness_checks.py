@@ -1,7 +1,7 @@
 """Invariants where real queue libraries break off the happy path: a batch meeting several
 waiting receivers, an untimed call that waits longer than a library's hidden default, a
-message landing at a timed receive's deadline, a consumer opened before the producers, and
-threads sharing one endpoint.
+message landing at a timed receive's deadline, a consumer opened before the producers,
+threads sharing one endpoint, and a producer or consumer SIGKILLed in the middle.
 
 Timing is judged by causality only: a receiver that timed out is at fault only when the
 batch was in the queue before its own deadline (its start plus its timeout) had passed; an
@@ -14,7 +14,8 @@ from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
-from ..harness.run import Case, Role
+from ..harness.faults import KILLS
+from ..harness.run import KILL_KEY, Case, Role
 from ..invariant import Level, Unsupported, expect, invariant, short_repr
 from ..strategies import anchored_integers
 from . import linearize as lin
@@ -24,6 +25,7 @@ from .common import data_of, err_name, max_size, preflight
 from .protocol import (
     BATCHES,
     BOUNDED_CAPACITY,
+    CRASH_SAFE,
     MULTI_PROCESS,
     NONBLOCKING,
     SYNCHRONOUS_SEND,
@@ -38,6 +40,8 @@ FAMILY = "queue"
 BATCH_TIMEOUT_MS = 2000
 #: The untimed wait: past the 10 s and 15 s defaults that libraries hide behind "block".
 LONG_WAIT_MS = 16_000
+#: A survivor's timed receive while a peer may be dying: short, it is called again and again.
+CRASH_POLL_MS = 20
 
 
 def _concurrent(case: Case) -> bool:
@@ -234,3 +238,53 @@ def threads_sharing_an_endpoint_take_each_message_once(backend: object, case: Ca
                call="receive", history=out.history.format())
 
     case.explore(body, fillers=fillers, threads=st.integers(2, 4))
+
+
+@invariant(
+    "killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered", family=FAMILY, level=Level.MUST,
+    rule="When a producer or a consumer is SIGKILLed inside send or receive, the survivors' timed and "
+         "non-blocking operations still return, and every message whose send had returned is still "
+         "received (less the one a killed consumer may have been taking).",
+    source="mq_overview(7) and msgrcv(2) (paraphrase: the queue is a kernel object; a message is "
+           "transferred whole by one system call, so a process's death cannot leave it half-taken or "
+           "locked); Python docs multiprocessing, 'Pipes and Queues', warning: 'If a process is killed using "
+           "Process.terminate() or os.kill() while it is trying to use a Queue, then the data in the queue "
+           "is likely to become corrupted.' (why crash_safe is a claim, not a given)",
+    requires=[CRASH_SAFE, MULTI_PROCESS],
+    faults=[KILLS],
+)
+def killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered(backend: object, case: Case) -> None:
+    if not (case.claims(TIMEOUTS) or case.claims(NONBLOCKING)):
+        raise Unsupported("backend claims neither timeouts nor nonblocking: a survivor cannot poll")
+    preflight(case)
+    wait_ms = CRASH_POLL_MS if case.claims(TIMEOUTS) else 0
+
+    def body(counts: List[int]) -> None:
+        producers = ["P0", "P1"]
+        out = case.run([Role("P0", lr.crash_producer, (0, counts[0])),
+                        Role("P1", lr.crash_producer, (1, counts[1]), killable=True),
+                        Role("C0", lr.crash_consumer, (producers, wait_ms, "C1")),
+                        Role("C1", lr.crash_consumer, (producers, wait_ms), killable=True)])
+        for p in out.roles:
+            if p != out.victim:
+                out.value(p)  # a survivor that hung or raised is the violation
+        h = out.history
+        acked = {e.detail for p in producers for e in h.of(p, "acked")}
+        got = [e.detail for c in ("C0", "C1") for e in h.of(c, "got")]
+        twice = sorted({g for g in got if got.count(g) > 1})
+        sent = {f"P{i}#{s}" for i in range(2) for s in range(counts[i])}
+        strange = sorted(set(got) - sent)
+        lost = sorted(acked - set(got))
+        killed = out.victim if out.victim and out.roles[out.victim].status != "ok" else None
+        allowed = 1 if killed == "C1" else 0
+        expect(not twice and not strange and len(lost) <= allowed, case.invariant.id,
+               got=f"received twice {twice}, never sent {strange}, acknowledged but lost {lost}"
+                   + (f" ({killed} was killed)" if killed else ""),
+               expected="every acknowledged message received once"
+                        + (", less at most the one C1 was taking when killed" if allowed else ""),
+               call="receive", history=h.format([e for c in ("C0", "C1") for e in h.of(c, "got")][-6:]))
+
+    count = st.integers(0, 12)
+    # Pinned: the consumer C1 killed while it waits inside receive on an empty queue, and while busy.
+    pinned = [{"counts": [0, 0], KILL_KEY: (1, 5)}, {"counts": [6, 6], KILL_KEY: (1, 1)}]
+    case.explore(body, counts=st.lists(count, min_size=2, max_size=2), examples=pinned)

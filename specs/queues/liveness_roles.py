@@ -1,8 +1,9 @@
 """Role bodies for the liveness checks (``liveness_checks``): batches, long waits, a message
-racing a timeout, consumers opened early, threads sharing one endpoint."""
+racing a timeout, consumers opened early, threads sharing one endpoint, a killed peer."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, List, Optional, Sequence
@@ -149,3 +150,68 @@ def shared_consumer(proc: Proc, threads: int) -> List[List[str]]:
         w.join()
     end.close()
     return got
+
+
+# --- a killed producer or consumer ---------------------------------------------------------------
+def _dead(proc: Proc, role: str) -> bool:
+    """Whether ``role``'s process is gone (a zombie, or reaped): its pid is in a file it wrote."""
+    try:
+        with open(os.path.join(proc.task.directory, f"pid-{role}")) as f:
+            pid = int(f.read())
+    except FileNotFoundError:
+        return False  # not started yet
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True  # reaped
+
+
+def _note_pid(proc: Proc) -> None:
+    path = proc.task.file("pid")
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os.rename(path + ".tmp", path)  # whole or absent, never half written
+
+
+def crash_producer(proc: Proc, producer: int, count: int) -> None:
+    """Send ``count`` messages, noting each one whose send returned (acknowledged)."""
+    _note_pid(proc)
+    end = proc.open("open", receiver=False)
+    proc.arm_kill()
+    for seq in range(count):
+        end.send(roles.message(producer, seq, b""))
+        proc.note("acked", f"P{producer}#{seq}")
+    end.close()
+    proc.signal(f"done-P{producer}")
+
+
+def crash_consumer(proc: Proc, producers: Sequence[str], timeout_ms: int, after: str = "") -> int:
+    """Bounded receives (timed, or non-blocking with a pause) until one finds nothing after every
+    producer has finished (signalled done, or died).  With ``after``, start once that consumer
+    has begun receiving (or died), so that a kill finds it inside receive."""
+    _note_pid(proc)
+    end = proc.open("open", sender=False)
+    proc.arm_kill()
+    while after and not (os.path.exists(os.path.join(proc.task.directory, f"ev-receiving-{after}"))
+                         or _dead(proc, after)):
+        proc.sleep_ms(1)
+    proc.signal(f"receiving-{proc.name}")
+    count = 0
+    while True:
+        finished = all(os.path.exists(os.path.join(proc.task.directory, f"ev-done-{p}")) or _dead(proc, p)
+                       for p in producers)  # looked at BEFORE the receive: then an Empty means drained
+        r = apply(end, ("recv", 0, timeout_ms, None))
+        if r[0] == "ok":
+            msg = roles.parse(r[1][0])
+            proc.note("got", f"P{msg[0]}#{msg[1]}" if msg else f"raw {r[1][0][:16]!r}")
+            count += 1
+        elif r[1] != "Empty":
+            raise RuntimeError(f"receive {r[1]} (errno {r[2]})")
+        elif finished:
+            break
+        elif timeout_ms == 0:
+            proc.sleep_ms(2)
+    end.close()
+    return count

@@ -54,6 +54,7 @@ REMOVE_WAKES_RECEIVERS = "remove_wakes_receivers"
 EOF_ON_CLOSE = "eof_on_close"
 DATAGRAM = "datagram"
 BATCHES = "batches"
+CRASH_SAFE = "crash_safe"
 
 QUEUE = register_kind(
     Kind(
@@ -80,6 +81,9 @@ QUEUE = register_kind(
             "OSError(EMSGSIZE) (MSG_TRUNC) and is not returned cut",
             BATCHES: "endpoints have send_many(messages) and receive_many(max_count) (see Batching): a batch "
             "is its messages sent one after another, each a message of its own for any receiver",
+            CRASH_SAFE: "a process SIGKILLed inside send or receive leaves the queue usable by the others, and "
+            "every message whose send returned is still delivered (not claimed by multiprocessing queues, "
+            "whose locks a killed process keeps)",
         },
         channel_members=("open", "limits"),
     )
