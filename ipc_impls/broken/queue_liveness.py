@@ -6,7 +6,9 @@ shared by threads, a consumer opened before the producers, a consumer killed mid
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any, FrozenSet, List, Optional, Sequence
@@ -208,6 +210,46 @@ class LockedAcrossReceiveBackend(PosixMqBackend):
         return LockedChannel(ch.name, ch.max_messages, ch.max_message_size)
 
 
+# --- messages_sent_before_close_arrive_after_the_sender_exits -------------------------------
+class GivesUpFlushing(MpQueueEndpoint):
+    """Closes like the reference (close, then wait for the feeder thread to flush) but waits at
+    most a second "so that a vanished reader cannot hang the exit".  A receiver slower than that
+    loses whatever the feeder still held when the sender exited."""
+
+    GRACE_S = 1.0
+
+    def close(self) -> None:
+        if os.getpid() == self.owner_pid:
+            return
+        self.q.close()
+        flusher = threading.Thread(target=self.q.join_thread, daemon=True)
+        flusher.start()
+        flusher.join(self.GRACE_S)
+        if flusher.is_alive():
+            self.q.cancel_join_thread()  # give up: what the feeder holds dies with the process
+
+
+class GivesUpFlushingChannel(MpQueueChannel):
+    def open(self, *, sender: bool = True, receiver: bool = True) -> GivesUpFlushing:
+        return GivesUpFlushing(self.q, self.owner_pid)
+
+    def limits(self) -> p.QueueLimits:
+        return p.QueueLimits()  # unbounded
+
+
+class GivesUpFlushingBackend(MpQueueAdapter):
+    """An unbounded multiprocessing.Queue: a put never waits, so much can be in flight at close."""
+
+    name = "broken-gives-up-flushing"
+    capabilities = MpQueueAdapter.capabilities - {p.BOUNDED_CAPACITY}
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=0)
+
+    def setup(self, scope: Scope) -> GivesUpFlushingChannel:
+        return GivesUpFlushingChannel(self.maxsize)
+
+
 class VariantChannel(PosixChannel):
     """A posix-mq channel whose endpoints are ``endpoint_cls`` (module level: picklable for
     spawned and forkserver workers, unlike a class made inside a function)."""
@@ -249,4 +291,6 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(LockedAcrossReceiveBackend(), "killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered",
             "A user-space lock held across a blocking call dies locked with its holder: kernel queues need none.",
             hangs=True, fault=KILLS),
+    Exhibit(GivesUpFlushingBackend(), "messages_sent_before_close_arrive_after_the_sender_exits",
+            "A close that stops flushing after a grace period drops what a slow receiver had not yet taken."),
 ]

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
-from ..harness.faults import KILLS
+from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.run import KILL_KEY, Case, Role
 from ..invariant import Level, Unsupported, expect, invariant, short_repr
 from ..strategies import anchored_integers
@@ -288,3 +288,71 @@ def killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered(backend:
     # Pinned: the consumer C1 killed while it waits inside receive on an empty queue, and while busy.
     pinned = [{"counts": [0, 0], KILL_KEY: (1, 5)}, {"counts": [6, 6], KILL_KEY: (1, 1)}]
     case.explore(body, counts=st.lists(count, min_size=2, max_size=2), examples=pinned)
+
+
+def _fits_unread(case: Case, limits: Any, size: int) -> int:
+    """How many messages of ``size`` bytes the queue surely holds with nobody reading."""
+    if case.claims(BOUNDED_CAPACITY):
+        return min(int(capacity(limits, size) or 0), 64)
+    return max(1, min(8, _max_dgram_qlen() - 2))  # below any kernel buffer, AF_UNIX datagram queues too
+
+
+def _max_dgram_qlen() -> int:
+    """How many datagrams an AF_UNIX socket queues for a receiver (read at run time)."""
+    try:
+        with open("/proc/sys/net/unix/max_dgram_qlen") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 10  # the kernel's default
+
+
+@invariant(
+    "messages_sent_before_close_arrive_after_the_sender_exits", family=FAMILY, level=Level.MUST,
+    rule="Every message a sender sent before close() returned arrives, even when the sender's process has "
+         "exited before the receiver starts or while a slow receiver still has them to take, and even with "
+         "signals arriving during close.",
+    source="Python docs multiprocessing, 'Joining processes that use queues': 'a process that has put items "
+           "in a queue will wait before terminating until all the buffered items are fed by the \"feeder\" "
+           "thread to the underlying pipe' (unless cancel_join_thread() is called); close(2) and socket(7) "
+           "SO_LINGER (paraphrase: a normal close leaves queued data to be sent; a zero linger time discards "
+           "it); ipc_specs.queues.protocol (close returns once every message it sent is in the queue)",
+    placements=["fork"],
+    faults=[INTERRUPTS],
+)
+def messages_sent_before_close_arrive_after_the_sender_exits(backend: object, case: Case) -> None:
+    """Fork only: a pool worker or a thread does not exit after its role.  The slow receiver's
+    pinned example costs 1.5 s; drawn ones at most a few hundred ms."""
+    limits = preflight(case)
+    top = max_size(limits, 1024)
+    poll = CRASH_POLL_MS if case.claims(TIMEOUTS) else (0 if case.claims(NONBLOCKING) else None)
+    senders = st.integers(1, 2) if case.claims(MULTI_PROCESS) else st.just(1)
+
+    def body(counts: List[int], size: int, delay_ms: int, after_exit: bool) -> None:
+        size = min(size, top)
+        if after_exit:  # everything must fit the queue while nobody reads, or a sender waits for ever
+            fit = _fits_unread(case, limits, size)
+            counts = [min(c, max(0, fit - sum(counts[:i]))) for i, c in enumerate(counts)]
+        fillers = [[bytes([seq % 251]) * max(0, size - roles.HEADER.size) for seq in range(c)] for c in counts]
+        names = [f"P{i}" for i in range(len(counts))]
+        out = case.run([Role(n, lr.closing_sender, (i, f)) for i, (n, f) in enumerate(zip(names, fillers))]
+                       + [Role("R", lr.late_receiver, (names, sum(counts), delay_ms, after_exit, poll))])
+        for role in out.roles:
+            out.value(role)
+        receipts = [lin.Receipt("R", _ident(e.detail), 0.0, 0.0, e.detail) for e in out.history.of("R", "got")]
+        found = lin.first_contradiction(receipts, dict(enumerate(counts)), check_order=False)
+        start = out.history.of("R", "start")[0]
+        expect(found is None, case.invariant.id, got=found[0] if found else "",
+               expected="every message sent before close() returned, received once, "
+                        + ("after every sender had exited" if after_exit else f"by a receiver {delay_ms} ms late"),
+               call="receive", history=out.history.format([start] + out.history.of("R", "got")[-3:]))
+
+    # Pinned: more than a pipe holds, and a receiver that starts 1.5 s late.
+    slow = {"counts": [200], "size": 1024, "delay_ms": 1500, "after_exit": False}
+    case.explore(body, counts=senders.flatmap(lambda k: st.lists(st.integers(0, 200), min_size=k, max_size=k)),
+                 size=anchored_integers(roles.HEADER.size, 1024, [roles.HEADER.size, 64, 1024], deep=False),
+                 delay_ms=st.sampled_from([0, 20, 200]), after_exit=st.booleans(), examples=[slow])
+
+
+def _ident(detail: str) -> Any:
+    ident = detail[1:].split("#") if detail.startswith("P") else None
+    return (int(ident[0]), int(ident[1])) if ident else None

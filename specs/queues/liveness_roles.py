@@ -215,3 +215,46 @@ def crash_consumer(proc: Proc, producers: Sequence[str], timeout_ms: int, after:
             proc.sleep_ms(2)
     end.close()
     return count
+
+
+# --- a graceful close with data in flight ------------------------------------------------------
+def closing_sender(proc: Proc, producer: int, fillers: Sequence[bytes]) -> None:
+    """Send, close, and end the process: what close() left unflushed dies with it."""
+    _note_pid(proc)
+    end = proc.open("open", receiver=False)
+    for seq, filler in enumerate(fillers):
+        end.send(roles.message(producer, seq, filler))
+    end.close()
+    proc.signal(f"done-P{producer}")
+
+
+def late_receiver(proc: Proc, producers: Sequence[str], total: int, delay_ms: int, after_exit: bool,
+                  timeout_ms: Optional[int]) -> int:
+    """Start late (``delay_ms``, or once every sender has exited), then receive until ``total``
+    arrived or, bounded receives permitting, one finds nothing after every sender is gone."""
+    end = proc.open("open", sender=False)
+    gone = [False]
+
+    def all_gone() -> bool:
+        gone[0] = gone[0] or all(os.path.exists(os.path.join(proc.task.directory, f"ev-done-{p}"))
+                                 and _dead(proc, p) for p in producers)
+        return gone[0]
+
+    while after_exit and not all_gone():
+        proc.sleep_ms(1)
+    proc.sleep_ms(delay_ms)
+    proc.note("start")
+    count = 0
+    while count < total:
+        finished = timeout_ms is not None and all_gone()  # before the receive: then Empty means drained
+        r = apply(end, ("recv", 0, timeout_ms, None))
+        if r[0] == "ok":
+            msg = roles.parse(r[1][0])
+            proc.note("got", f"P{msg[0]}#{msg[1]}" if msg else f"raw {r[1][0][:16]!r}")
+            count += 1
+        elif r[1] != "Empty" or finished:
+            break
+        elif timeout_ms == 0:
+            proc.sleep_ms(2)
+    end.close()
+    return count
