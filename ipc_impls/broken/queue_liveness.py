@@ -250,6 +250,13 @@ class GivesUpFlushingBackend(MpQueueAdapter):
         return GivesUpFlushingChannel(self.maxsize)
 
 
+class UnlockedReaderThreadsBackend(UnlockedReaderBackend):
+    """The same reader, checked for its claim in the thread placement: several consumer threads,
+    each with an endpoint of its own, still share the one pipe end and split its frames."""
+
+    name = "broken-unlocked-reader-threads"
+
+
 class VariantChannel(PosixChannel):
     """A posix-mq channel whose endpoints are ``endpoint_cls`` (module level: picklable for
     spawned and forkserver workers, unlike a class made inside a function)."""
@@ -288,6 +295,9 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(UnlockedReaderBackend(), "threads_sharing_an_endpoint_take_each_message_once",
             "A framed reader shared by threads needs a lock around each whole message, or threads split frames.",
             hangs=True),
+    Exhibit(UnlockedReaderThreadsBackend(), "every_message_delivered_exactly_once",
+            "Safe for threads means safe for several threads at once, which a thread-placement check must draw.",
+            placement="thread", hangs=True),
     Exhibit(LockedAcrossReceiveBackend(), "killed_peer_leaves_queue_usable_and_acknowledged_messages_delivered",
             "A user-space lock held across a blocking call dies locked with its holder: kernel queues need none.",
             hangs=True, fault=KILLS),

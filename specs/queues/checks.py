@@ -20,8 +20,8 @@ from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short
 from ..strategies import Blob, anchored_integers
 from . import linearize as lin
 from . import roles
-from .common import data_of, err_name, payloads, preflight
-from .protocol import MULTI_PROCESS, NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity
+from .common import concurrent, data_of, err_name, payloads, preflight
+from .protocol import NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity
 
 FAMILY = "queue"
 
@@ -82,7 +82,7 @@ def receipts(out: Any) -> List[lin.Receipt]:
 
 
 def _fillers(case: Case, limits: QueueLimits) -> st.SearchStrategy[List[List[bytes]]]:
-    producers = st.integers(1, 4) if case.claims(MULTI_PROCESS) else st.just(1)
+    producers = st.integers(1, 4) if concurrent(case) else st.just(1)
     cap = max(0, min(64, (limits.max_message_size or 64)) - roles.HEADER.size)
     filler = st.binary(max_size=cap)
     return producers.flatmap(lambda k: st.lists(st.lists(filler, max_size=12), min_size=k, max_size=k))
@@ -117,7 +117,7 @@ def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
         _judge_delivery(case, out, sent, check_order=False)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if case.claims(MULTI_PROCESS) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1))
 
 
 @invariant(
@@ -138,7 +138,7 @@ def each_producers_messages_arrive_in_its_order(backend: object, case: Case) -> 
         _judge_delivery(case, out, sent, check_order=True)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if case.claims(MULTI_PROCESS) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1))
 
 
 def _priority_model(sent: Sequence[Tuple[bytes, int]]) -> List[Tuple[bytes, int]]:

@@ -21,7 +21,7 @@ from ..strategies import anchored_integers
 from . import linearize as lin
 from . import liveness_roles as lr
 from . import roles
-from .common import data_of, err_name, max_size, preflight
+from .common import concurrent, data_of, err_name, max_size, preflight
 from .protocol import (
     BATCHES,
     BOUNDED_CAPACITY,
@@ -44,11 +44,6 @@ LONG_WAIT_MS = 16_000
 CRASH_POLL_MS = 20
 
 
-def _concurrent(case: Case) -> bool:
-    """Several processes may use the channel at once (or, in the thread placement, threads)."""
-    return case.claims(MULTI_PROCESS) or (case.placement == "thread" and case.claims(THREAD_SAFE))
-
-
 @invariant(
     "batches_wake_every_waiting_receiver", family=FAMILY, level=Level.MUST,
     rule="With k receivers blocked on an empty queue, one send_many of k messages hands each of them one: "
@@ -62,7 +57,7 @@ def _concurrent(case: Case) -> bool:
 def batches_wake_every_waiting_receiver(backend: object, case: Case) -> None:
     limits = preflight(case)
     room = min(capacity(limits, 16) or 4, 4)
-    waiters = st.integers(2, room) if _concurrent(case) and room >= 2 else st.just(1)
+    waiters = st.integers(2, room) if concurrent(case) and room >= 2 else st.just(1)
 
     def body(k: int, delay_ms: int, many: bool) -> None:
         batch = [b"batch-%d" % i for i in range(k)]
@@ -214,7 +209,7 @@ def consumer_opened_early_sees_later_messages(backend: object, case: Case) -> No
 )
 def threads_sharing_an_endpoint_take_each_message_once(backend: object, case: Case) -> None:
     limits = preflight(case)
-    producers = st.integers(1, 3) if _concurrent(case) else st.just(1)
+    producers = st.integers(1, 3) if concurrent(case) else st.just(1)
     cap = max(0, min(64, (limits.max_message_size or 64)) - roles.HEADER.size)
     fillers = producers.flatmap(lambda k: st.lists(st.lists(st.binary(max_size=cap), max_size=12),
                                                    min_size=k, max_size=k))

@@ -71,7 +71,8 @@ QUEUE = register_kind(
             SYNCHRONOUS_SEND: "a message is in the queue when send returns (no feeder thread in between)",
             EMPTY_MESSAGES: "a zero-length message is delivered as a message (not taken for EOF)",
             MULTI_PROCESS: "several processes may send and receive on the channel at once",
-            THREAD_SAFE: "endpoints may be opened and used from several threads of one process",
+            THREAD_SAFE: "endpoints may be opened and used from several threads of one process, and one "
+            "endpoint shared by threads; without multi_process: safe for threads, not for concurrent processes",
             UNLINK: "channel.remove() unlinks the name: open endpoints keep working, open() then raises "
             "FileNotFoundError, channel.recreate() makes a new empty queue under the same name",
             REMOVE_WAKES_RECEIVERS: "channel.remove() destroys the queue at once: a receiver blocked in "
