@@ -190,15 +190,15 @@ def crash_producer(proc: Proc, producer: int, count: int) -> None:
 def crash_consumer(proc: Proc, producers: Sequence[str], timeout_ms: int, after: str = "") -> int:
     """Bounded receives (timed, or non-blocking with a pause) until one finds nothing after every
     producer has finished (signalled done, or died).  With ``after``, start once that consumer
-    has begun receiving (or died), so that a kill finds it inside receive."""
+    has finished its first receive (or died in it): a kill drawn for that consumer then finds
+    it inside receive with no rival, holding whatever the backend holds there."""
     _note_pid(proc)
     end = proc.open("open", sender=False)
-    proc.arm_kill()
-    while after and not (os.path.exists(os.path.join(proc.task.directory, f"ev-receiving-{after}"))
+    while after and not (os.path.exists(os.path.join(proc.task.directory, f"ev-first-{after}"))
                          or _dead(proc, after)):
         proc.sleep_ms(1)
-    proc.signal(f"receiving-{proc.name}")
-    count = 0
+    proc.arm_kill()  # the kill delay counts from here: the drawn 0-20 ms land inside the receives
+    count, first_done = 0, False
     while True:
         finished = all(os.path.exists(os.path.join(proc.task.directory, f"ev-done-{p}")) or _dead(proc, p)
                        for p in producers)  # looked at BEFORE the receive: then an Empty means drained
@@ -207,7 +207,12 @@ def crash_consumer(proc: Proc, producers: Sequence[str], timeout_ms: int, after:
             msg = roles.parse(r[1][0])
             proc.note("got", f"P{msg[0]}#{msg[1]}" if msg else f"raw {r[1][0][:16]!r}")
             count += 1
-        elif r[1] != "Empty":
+        if not first_done:
+            first_done = True
+            proc.signal(f"first-{proc.name}")
+        if r[0] == "ok":
+            continue
+        if r[1] != "Empty":
             raise RuntimeError(f"receive {r[1]} (errno {r[2]})")
         elif finished:
             break
