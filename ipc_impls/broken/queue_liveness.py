@@ -295,6 +295,8 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(UnlockedReaderBackend(), "threads_sharing_an_endpoint_take_each_message_once",
             "A framed reader shared by threads needs a lock around each whole message, or threads split frames.",
             hangs=True),
+    Exhibit(VariantBackend("broken-poller-caches-empty", CachesEmptyAtOpen), "every_message_delivered_exactly_once",
+            "A consumer that polls with non-blocking receives must see what arrives after it opened.", hangs=True),
     Exhibit(UnlockedReaderThreadsBackend(), "every_message_delivered_exactly_once",
             "Safe for threads means safe for several threads at once, which a thread-placement check must draw.",
             placement="thread", hangs=True),

@@ -52,10 +52,11 @@ def each_receive_returns_one_whole_message(backend: object, case: Case) -> None:
     case.explore(body, messages=st.lists(payloads(case, limits), min_size=1, max_size=8))
 
 
-def _delivery_example(case: Case, fillers: List[List[bytes]], consumers: int) -> Tuple[Any, Dict[int, int]]:
+def _delivery_example(case: Case, fillers: List[List[bytes]], consumers: int,
+                      poll: bool) -> Tuple[Any, Dict[int, int]]:
     producers = len(fillers)
     rs = [Role(f"P{i}", roles.produce, (i, f)) for i, f in enumerate(fillers)]
-    rs += [Role(f"C{j}", roles.consume) for j in range(consumers)]
+    rs += [Role(f"C{j}", roles.consume, (poll,)) for j in range(consumers)]
     rs.append(Role("S", roles.stopper, (producers, consumers)))
     out = case.run(rs)
     for p in out.roles:
@@ -88,6 +89,11 @@ def _fillers(case: Case, limits: QueueLimits) -> st.SearchStrategy[List[List[byt
     return producers.flatmap(lambda k: st.lists(st.lists(filler, max_size=12), min_size=k, max_size=k))
 
 
+def _polls(case: Case) -> st.SearchStrategy[bool]:
+    """Consumers that block in receive, or (where non-blocking receives are claimed) poll."""
+    return st.booleans() if case.claims(NONBLOCKING) else st.just(False)
+
+
 def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: bool) -> None:
     found = lin.first_contradiction(receipts(out), sent, check_order=check_order)
     if found is None:
@@ -112,12 +118,12 @@ def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: boo
 def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
     limits = preflight(case)
 
-    def body(fillers: List[List[bytes]], consumers: int) -> None:
-        out, sent = _delivery_example(case, fillers, consumers)
+    def body(fillers: List[List[bytes]], consumers: int, poll: bool) -> None:
+        out, sent = _delivery_example(case, fillers, consumers, poll)
         _judge_delivery(case, out, sent, check_order=False)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1), poll=_polls(case))
 
 
 @invariant(
@@ -133,12 +139,12 @@ def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
 def each_producers_messages_arrive_in_its_order(backend: object, case: Case) -> None:
     limits = preflight(case)
 
-    def body(fillers: List[List[bytes]], consumers: int) -> None:
-        out, sent = _delivery_example(case, fillers, consumers)
+    def body(fillers: List[List[bytes]], consumers: int, poll: bool) -> None:
+        out, sent = _delivery_example(case, fillers, consumers, poll)
         _judge_delivery(case, out, sent, check_order=True)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1), poll=_polls(case))
 
 
 def _priority_model(sent: Sequence[Tuple[bytes, int]]) -> List[Tuple[bytes, int]]:

@@ -76,13 +76,21 @@ def produce(proc: Proc, producer: int, fillers: Sequence[bytes]) -> None:
     proc.signal(f"done-P{producer}")
 
 
-def consume(proc: Proc) -> int:
+def consume(proc: Proc, poll: bool = False) -> int:
     """Receive until a STOP message; note each delivery for the history judge, and say
-    when a producer's end marker is taken."""
+    when a producer's end marker is taken.  ``poll``: non-blocking receives, 1 ms apart
+    while the queue is empty, as a polling consumer does."""
     end = proc.open("open", sender=False)
     count = 0
     while True:
-        data, _ = end.receive()
+        if poll:
+            try:
+                data, _ = end.receive(timeout_ms=0)
+            except queue.Empty:
+                proc.sleep_ms(1)
+                continue
+        else:
+            data, _ = end.receive()
         if data == STOP:
             break
         producer = end_of(data)
