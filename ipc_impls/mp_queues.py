@@ -3,13 +3,15 @@ validating objects that are not ours.  Each claims only what the object offers.
 
 ``multiprocessing.Queue(maxsize)``
     Bounded, non-blocking and timed put/get, several producers and consumers,
-    threads.  Not claimed: ``synchronous_send`` (a feeder thread moves items to
-    the pipe after ``put`` returns, so a ``get_nowait`` right after a ``put``
-    may find nothing), priorities, types, a size limit, opening by name (it
-    reaches workers only by inheritance).
+    threads; batches as loops of put/get.  Not claimed: ``synchronous_send`` (a
+    feeder thread moves items to the pipe after ``put`` returns, so a
+    ``get_nowait`` right after a ``put`` may find nothing), priorities, types, a
+    size limit, opening by name (it reaches workers only by inheritance),
+    ``crash_safe`` (a process killed inside ``get`` keeps the queue's read lock:
+    the docs warn that the queue "is likely to become corrupted").
 ``multiprocessing.SimpleQueue``
     Locked put/get for several processes and threads; no capacity, no
-    non-blocking or timed operations.
+    non-blocking or timed operations, no ``crash_safe`` (the same locks).
 ``multiprocessing.Pipe(duplex=False)`` with ``send_bytes``/``recv_bytes``
     One sender, one receiver, framed messages, EOFError once the sender is
     gone.  Not claimed: ``multi_process`` (large messages from two writers
@@ -21,11 +23,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from multiprocessing.connection import Connection
-from typing import Any, FrozenSet, Optional
+from typing import Any, FrozenSet, List, Optional, Sequence
 
 from ipc_specs.harness.resources import Scope
 from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import QueueLimits, Received
+
+from .queues import receive_many
 
 #: How long teardown waits for a queue's feeder thread to close its pipe.
 FEEDER_GRACE_S = 5.0
@@ -47,6 +51,13 @@ class MpQueueEndpoint:
     def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None) -> Received:
         block, timeout = _get_timeout(timeout_ms)
         return self.q.get(block, timeout), 0  # raises queue.Empty itself
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        for data in messages:  # one put each: each releases the queue's item semaphore once
+            self.send(data, timeout_ms=timeout_ms)
+
+    def receive_many(self, max_count: int, *, timeout_ms: Optional[int] = None) -> List[Received]:
+        return receive_many(self, max_count, timeout_ms)
 
     def close(self) -> None:
         # In a worker process, wait for the feeder thread to flush what we put: the
@@ -88,7 +99,7 @@ class MpQueueAdapter:
     kind = "queue"
     wiring = "inherit"
     capabilities: FrozenSet[str] = frozenset({
-        p.BOUNDED_CAPACITY, p.NONBLOCKING, p.TIMEOUTS, p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE})
+        p.BOUNDED_CAPACITY, p.NONBLOCKING, p.TIMEOUTS, p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.BATCHES})
 
     def __init__(self, maxsize: int = 8) -> None:
         self.maxsize = maxsize

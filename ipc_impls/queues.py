@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import queue
 import socket
-from typing import Any, FrozenSet, Optional
+from typing import Any, FrozenSet, List, Optional, Sequence
 
 import posix_ipc
 import sysv_ipc
@@ -27,6 +27,17 @@ from ipc_specs.queues.protocol import QueueLimits, Received
 
 def _seconds(timeout_ms: Optional[int]) -> Optional[float]:
     return None if timeout_ms is None else timeout_ms / 1000
+
+
+def receive_many(end: Any, max_count: int, timeout_ms: Optional[int]) -> List[Received]:
+    """The first message as ``end.receive`` waits for it, then what is already queued."""
+    got = [end.receive(timeout_ms=timeout_ms)]
+    while len(got) < max_count:
+        try:
+            got.append(end.receive(timeout_ms=0))
+        except queue.Empty:
+            break
+    return got
 
 
 def _limit(name: str) -> int:
@@ -63,6 +74,13 @@ class PosixEndpoint:
         except posix_ipc.BusyError:
             raise queue.Empty from None
         return data, prio
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        for data in messages:  # one mq_send each: each wakes one waiting receiver
+            self.send(data, timeout_ms=timeout_ms)
+
+    def receive_many(self, max_count: int, *, timeout_ms: Optional[int] = None) -> List[Received]:
+        return receive_many(self, max_count, timeout_ms)
 
     def close(self) -> None:
         self.mq.close()
@@ -110,7 +128,7 @@ class PosixMqBackend:
     wiring = "named"
     capabilities: FrozenSet[str] = frozenset({
         p.PRIORITIES, p.BOUNDED_CAPACITY, p.MAX_MESSAGE_SIZE, p.NONBLOCKING, p.TIMEOUTS, p.SYNCHRONOUS_SEND,
-        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.UNLINK})
+        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.UNLINK, p.BATCHES, p.CRASH_SAFE})
 
     def __init__(self, max_messages: Optional[int] = None, max_message_size: Optional[int] = None) -> None:
         self.max_messages = max_messages
@@ -208,7 +226,7 @@ class SysvMqBackend:
     # No timeouts: msgsnd/msgrcv have none (only IPC_NOWAIT).  No unlink: IPC_RMID destroys at once.
     capabilities: FrozenSet[str] = frozenset({
         p.TYPE_SELECTION, p.BOUNDED_CAPACITY, p.MAX_MESSAGE_SIZE, p.NONBLOCKING, p.SYNCHRONOUS_SEND,
-        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.REMOVE_WAKES_RECEIVERS})
+        p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.REMOVE_WAKES_RECEIVERS, p.CRASH_SAFE})
 
     def __init__(self, qbytes: int = 1024, max_message_size: int = 256) -> None:
         self.qbytes = qbytes

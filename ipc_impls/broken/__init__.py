@@ -14,8 +14,8 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, List
 
-_MODULES = ["streams", "shm", "files", "semaphores", "queues", "signals", "timeouts", "timeout_calls", "arrow",
-            "maps", "lateness"]
+_MODULES = ["streams", "shm", "files", "semaphores", "queues", "queue_liveness", "signals", "timeouts",
+            "timeout_calls", "arrow", "maps", "lateness"]
 
 
 @dataclass(frozen=True)

@@ -456,8 +456,13 @@ class Case:
         return violation.replayed(failed, runs)
 
     # --- one example ------------------------------------------------------------------
-    def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None) -> Outcome:
-        """Set up a fresh channel, run ``roles`` in this case's placement, tear down."""
+    def run(self, roles: Sequence[Role], *, channel_setup: Optional[Callable[[Any], None]] = None,
+            deadline: Optional[float] = None) -> Outcome:
+        """Set up a fresh channel, run ``roles`` in this case's placement, tear down.
+
+        ``deadline`` (seconds) extends the harness's per-example deadline for this run only,
+        for an example that waits long on purpose; it never shortens it."""
+        deadline_s = max(self.harness.deadline_s, deadline or 0.0)
         raise_if_interrupted()
         root = self.harness.root
         scope = root.scope()
@@ -479,20 +484,20 @@ class Case:
             tasks = [
                 RoleTask(r.proc, r.fn, r.args, channel, scope.directory,
                          "pool" if self.placement in ("spawn", "forkserver") else self.placement,
-                         self.harness.deadline_s, r.opens, self.harness.worker_memory,
+                         deadline_s, r.opens, self.harness.worker_memory,
                          interrupt_period_s=self.interrupt_period_s,
                          kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0,
                          exit=r.exit)
                 for r in roles
             ]
-            outcomes = self._dispatch(tasks, channel)
+            outcomes = self._dispatch(tasks, channel, deadline_s)
             per_proc = {t.proc: hist.load(t.proc, t.file("hist")) for t in tasks}
             outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0), victim)
         finally:
             problems = self._teardown(channel, scope)
         hung = [p for p, r in outcome.roles.items() if r.status == "hung"]
         if hung:
-            raise HangFound(self._hang_violation(outcome, hung))
+            raise HangFound(self._hang_violation(outcome, hung, deadline_s))
         if problems:
             raise RuntimeError(f"cleanup failed: {problems}")
         return outcome
@@ -504,8 +509,7 @@ class Case:
             return None
         return killable[self.kill[0] % len(killable)]
 
-    def _dispatch(self, tasks: List[RoleTask], channel: Any) -> Dict[str, RoleOutcome]:
-        deadline = self.harness.deadline_s
+    def _dispatch(self, tasks: List[RoleTask], channel: Any, deadline: float) -> Dict[str, RoleOutcome]:
         if self.placement == "fork":
             return run_forked(tasks, channel, deadline)
         if self.placement == "thread":
@@ -522,7 +526,7 @@ class Case:
                 problems.append(f"channel.teardown raised {exc!r}")
         return problems + self.harness.root.release(scope)
 
-    def _hang_violation(self, outcome: Outcome, hung: List[str]) -> Violation:
+    def _hang_violation(self, outcome: Outcome, hung: List[str], deadline_s: float) -> Violation:
         parts = []
         for proc in hung:
             pending = outcome.history.pending(proc)
@@ -532,7 +536,7 @@ class Case:
         first = outcome.history.pending(hung[0])
         return Violation(
             self.invariant.id,
-            got="; ".join(parts) + f" (deadline {self.harness.deadline_s:g}s)",
+            got="; ".join(parts) + f" (deadline {deadline_s:g}s)",
             expected="every operation to return",
             call=first.op if first else "body",
             history=outcome.history.format([e for p in hung for e in outcome.history.of(p)[-2:]])

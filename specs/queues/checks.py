@@ -20,8 +20,8 @@ from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short
 from ..strategies import Blob, anchored_integers
 from . import linearize as lin
 from . import roles
-from .common import data_of, err_name, payloads, preflight
-from .protocol import MULTI_PROCESS, NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity
+from .common import concurrent, data_of, err_name, payloads, preflight
+from .protocol import NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity
 
 FAMILY = "queue"
 
@@ -52,10 +52,11 @@ def each_receive_returns_one_whole_message(backend: object, case: Case) -> None:
     case.explore(body, messages=st.lists(payloads(case, limits), min_size=1, max_size=8))
 
 
-def _delivery_example(case: Case, fillers: List[List[bytes]], consumers: int) -> Tuple[Any, Dict[int, int]]:
+def _delivery_example(case: Case, fillers: List[List[bytes]], consumers: int,
+                      poll: bool) -> Tuple[Any, Dict[int, int]]:
     producers = len(fillers)
     rs = [Role(f"P{i}", roles.produce, (i, f)) for i, f in enumerate(fillers)]
-    rs += [Role(f"C{j}", roles.consume) for j in range(consumers)]
+    rs += [Role(f"C{j}", roles.consume, (poll,)) for j in range(consumers)]
     rs.append(Role("S", roles.stopper, (producers, consumers)))
     out = case.run(rs)
     for p in out.roles:
@@ -82,10 +83,15 @@ def receipts(out: Any) -> List[lin.Receipt]:
 
 
 def _fillers(case: Case, limits: QueueLimits) -> st.SearchStrategy[List[List[bytes]]]:
-    producers = st.integers(1, 4) if case.claims(MULTI_PROCESS) else st.just(1)
+    producers = st.integers(1, 4) if concurrent(case) else st.just(1)
     cap = max(0, min(64, (limits.max_message_size or 64)) - roles.HEADER.size)
     filler = st.binary(max_size=cap)
     return producers.flatmap(lambda k: st.lists(st.lists(filler, max_size=12), min_size=k, max_size=k))
+
+
+def _polls(case: Case) -> st.SearchStrategy[bool]:
+    """Consumers that block in receive, or (where non-blocking receives are claimed) poll."""
+    return st.booleans() if case.claims(NONBLOCKING) else st.just(False)
 
 
 def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: bool) -> None:
@@ -112,12 +118,12 @@ def _judge_delivery(case: Case, out: Any, sent: Dict[int, int], check_order: boo
 def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
     limits = preflight(case)
 
-    def body(fillers: List[List[bytes]], consumers: int) -> None:
-        out, sent = _delivery_example(case, fillers, consumers)
+    def body(fillers: List[List[bytes]], consumers: int, poll: bool) -> None:
+        out, sent = _delivery_example(case, fillers, consumers, poll)
         _judge_delivery(case, out, sent, check_order=False)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if case.claims(MULTI_PROCESS) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1), poll=_polls(case))
 
 
 @invariant(
@@ -133,12 +139,12 @@ def every_message_delivered_exactly_once(backend: object, case: Case) -> None:
 def each_producers_messages_arrive_in_its_order(backend: object, case: Case) -> None:
     limits = preflight(case)
 
-    def body(fillers: List[List[bytes]], consumers: int) -> None:
-        out, sent = _delivery_example(case, fillers, consumers)
+    def body(fillers: List[List[bytes]], consumers: int, poll: bool) -> None:
+        out, sent = _delivery_example(case, fillers, consumers, poll)
         _judge_delivery(case, out, sent, check_order=True)
 
     case.explore(body, fillers=_fillers(case, limits),
-                 consumers=st.integers(1, 3) if case.claims(MULTI_PROCESS) else st.just(1))
+                 consumers=st.integers(1, 3) if concurrent(case) else st.just(1), poll=_polls(case))
 
 
 def _priority_model(sent: Sequence[Tuple[bytes, int]]) -> List[Tuple[bytes, int]]:

@@ -11,7 +11,7 @@ from ..harness.history import FAIL, INVOKE, OK, Event, History
 from ..harness.run import BackendError, Case
 from ..invariant import Unresolved
 from ..strategies import Blob, anchored_integers, kernel_edges
-from .protocol import EMPTY_MESSAGES, QueueLimits
+from .protocol import EMPTY_MESSAGES, MULTI_PROCESS, THREAD_SAFE, QueueLimits
 
 #: A message drawn for a backend that claims no maximum is at most this large (memory and
 #: time: eight of them per example) ...
@@ -54,6 +54,14 @@ def checked_limits(limits: object) -> QueueLimits:
             raise BackendError(f"channel.limits().{name} is {value!r}, expected None (no limit claimed) "
                                f"or an int >= {low}")
     return limits
+
+
+def concurrent(case: Case) -> bool:
+    """Whether several producers and consumers may use the channel at once: processes where
+    ``multi_process`` is claimed, threads (in the thread placement) where ``thread_safe`` is.
+    ``thread_safe`` without ``multi_process`` is the claim "safe for threads, not for
+    concurrent processes", checked with several threads and one process per direction."""
+    return case.claims(MULTI_PROCESS) or (case.placement == "thread" and case.claims(THREAD_SAFE))
 
 
 def max_size(limits: QueueLimits, cap: int) -> int:

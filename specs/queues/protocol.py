@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 try:
     from typing import Protocol
@@ -53,6 +53,8 @@ UNLINK = "unlink"
 REMOVE_WAKES_RECEIVERS = "remove_wakes_receivers"
 EOF_ON_CLOSE = "eof_on_close"
 DATAGRAM = "datagram"
+BATCHES = "batches"
+CRASH_SAFE = "crash_safe"
 
 QUEUE = register_kind(
     Kind(
@@ -69,7 +71,8 @@ QUEUE = register_kind(
             SYNCHRONOUS_SEND: "a message is in the queue when send returns (no feeder thread in between)",
             EMPTY_MESSAGES: "a zero-length message is delivered as a message (not taken for EOF)",
             MULTI_PROCESS: "several processes may send and receive on the channel at once",
-            THREAD_SAFE: "endpoints may be opened and used from several threads of one process",
+            THREAD_SAFE: "endpoints may be opened and used from several threads of one process, and one "
+            "endpoint shared by threads; without multi_process: safe for threads, not for concurrent processes",
             UNLINK: "channel.remove() unlinks the name: open endpoints keep working, open() then raises "
             "FileNotFoundError, channel.recreate() makes a new empty queue under the same name",
             REMOVE_WAKES_RECEIVERS: "channel.remove() destroys the queue at once: a receiver blocked in "
@@ -77,6 +80,11 @@ QUEUE = register_kind(
             EOF_ON_CLOSE: "once every sender has closed and the queue is drained, receive raises EOFError",
             DATAGRAM: "receive(bufsize=n) reads into an n-byte buffer; a longer message raises "
             "OSError(EMSGSIZE) (MSG_TRUNC) and is not returned cut",
+            BATCHES: "endpoints have send_many(messages) and receive_many(max_count) (see Batching): a batch "
+            "is its messages sent one after another, each a message of its own for any receiver",
+            CRASH_SAFE: "a process SIGKILLed inside send or receive leaves the queue usable by the others, and "
+            "every message whose send returned is still delivered (not claimed by multiprocessing queues, "
+            "whose locks a killed process keeps)",
         },
         channel_members=("open", "limits"),
     )
@@ -146,6 +154,19 @@ class QueueEndpoint(Protocol):
 
     def close(self) -> None:
         """Release the handle; returns once every message it sent is in the queue."""
+
+
+class Batching(Protocol):
+    """Extra endpoint members of ``batches`` backends."""
+
+    def send_many(self, messages: Sequence[bytes], *, timeout_ms: Optional[int] = None) -> None:
+        """Enqueue each of ``messages`` as one message of its own, in order, as that many
+        ``send`` calls would (``timeout_ms`` bounds each one); every waiting receiver can
+        take one of them.  Another producer's messages may come between them."""
+
+    def receive_many(self, max_count: int, *, timeout_ms: Optional[int] = None) -> List[Received]:
+        """Wait as ``receive`` does for one message, then return it with up to
+        ``max_count - 1`` more that are already queued (without waiting for them)."""
 
 
 class QueueChannel(Protocol):

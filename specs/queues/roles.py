@@ -5,7 +5,10 @@ Most single-process examples run a *script*: a list of operations
 whose outcomes come back as ``("ok", value)`` or ``("err", exception name, errno)``.
 Multi-process examples tag each message with its producer and sequence number
 and note every delivery in the history (``got P1#3``), which is what
-:mod:`.linearize` judges.
+:mod:`.linearize` judges.  Consumers are stopped without assuming any order
+between producers: each producer ends with its own end marker, and only once
+every end marker has been taken (so, by each producer's own order, all of its
+data too) does a stopper send one STOP per consumer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ Op = Tuple[Any, ...]
 Result = Tuple[Any, ...]
 HEADER = struct.Struct(">BH")  # producer, sequence number
 STOP = b"\xffSTOP"
+END = b"\xffEND"  # + the producer's number: the last message each producer sends
 
 
 def outcome(exc: BaseException) -> Result:
@@ -51,8 +55,13 @@ def message(producer: int, seq: int, filler: bytes) -> bytes:
     return HEADER.pack(producer, seq) + filler
 
 
+def end_of(data: bytes) -> Optional[int]:
+    """The producer whose end marker ``data`` is, or None."""
+    return data[len(END)] if len(data) == len(END) + 1 and data.startswith(END) else None
+
+
 def parse(data: bytes) -> Optional[Tuple[int, int]]:
-    if len(data) < HEADER.size or data == STOP:
+    if len(data) < HEADER.size or data == STOP or end_of(data) is not None:
         return None
     p, s = HEADER.unpack_from(data)
     return int(p), int(s)
@@ -62,18 +71,32 @@ def produce(proc: Proc, producer: int, fillers: Sequence[bytes]) -> None:
     end = proc.open("open", receiver=False)
     for seq, filler in enumerate(fillers):
         end.send(message(producer, seq, filler))
+    end.send(END + bytes([producer]))
     end.close()  # flushes (multiprocessing.Queue's feeder thread) before "done"
     proc.signal(f"done-P{producer}")
 
 
-def consume(proc: Proc) -> int:
-    """Receive until a STOP message; note each delivery for the history judge."""
+def consume(proc: Proc, poll: bool = False) -> int:
+    """Receive until a STOP message; note each delivery for the history judge, and say
+    when a producer's end marker is taken.  ``poll``: non-blocking receives, 1 ms apart
+    while the queue is empty, as a polling consumer does."""
     end = proc.open("open", sender=False)
     count = 0
     while True:
-        data, _ = end.receive()
+        if poll:
+            try:
+                data, _ = end.receive(timeout_ms=0)
+            except queue.Empty:
+                proc.sleep_ms(1)
+                continue
+        else:
+            data, _ = end.receive()
         if data == STOP:
             break
+        producer = end_of(data)
+        if producer is not None:
+            proc.signal(f"end-P{producer}")
+            continue
         msg = parse(data)
         proc.note("got", f"P{msg[0]}#{msg[1]}" if msg else f"raw {data[:16]!r}")
         count += 1
@@ -82,10 +105,12 @@ def consume(proc: Proc) -> int:
 
 
 def stopper(proc: Proc, producers: int, consumers: int) -> None:
-    """After every producer is done, one STOP per consumer: FIFO puts them behind all data."""
+    """Once every producer's end marker was taken, one STOP per consumer.  Not as soon as the
+    producers are done: a message need not queue behind what other processes sent before it
+    (only each producer's own order is promised), so an early STOP could overtake their data."""
     end = proc.open("open", receiver=False)
     for p in range(producers):
-        proc.wait_for(f"done-P{p}")
+        proc.wait_for(f"end-P{p}")
     for _ in range(consumers):
         end.send(STOP)
     end.close()

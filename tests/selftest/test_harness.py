@@ -452,3 +452,22 @@ def test_a_role_that_raised_is_labelled_with_the_call_that_raised() -> None:
               hist.Event("C", hist.OK, "interrupted", "3 times by SIGWINCH", 3)]
     out = Outcome("x", {"C": RoleOutcome("C", "raised", error_type="MemoryError")}, hist.History({"C": events}, 0))
     assert out.violation_for("C", expected="e").call == "receive"
+
+
+def sleeps_two_seconds(proc: Proc) -> str:
+    proc.call("nap", time.sleep, 2.0)
+    return "rested"
+
+
+@pytest.mark.parametrize("placement", ["fork", "thread"])
+def test_a_run_may_extend_its_deadline_but_never_shorten_it(harness: Harness, placement: str) -> None:
+    """``run(..., deadline=S)``: an example that waits long on purpose (an untimed queue call
+    outwaiting a library's default) gets S seconds; the harness's own deadline (1.5 s here)
+    still holds for every other run, and a shorter S changes nothing."""
+    case = _case(harness, placement)
+    assert case.run([Role("P", sleeps_two_seconds)], deadline=4.0).value("P") == "rested"
+    if placement == "thread":
+        return  # a thread cannot be stopped: one left to finish after its example would write into nothing
+    with pytest.raises(HangFound) as found:
+        case.run([Role("P", sleeps_two_seconds)], deadline=0.1)
+    assert "(deadline 1.5s)" in found.value.violation.got

@@ -31,3 +31,47 @@ def test_reorder_within_and_across_consumers() -> None:
     assert first_contradiction([r("C0", 0, 1, 1, 5), r("C1", 0, 0, 2, 6)], {0: 2}, check_order=True) is None
     text, _ = first_contradiction([r("C0", 0, 1, 1, 2), r("C1", 0, 0, 3, 4)], {0: 2}, check_order=True) or ("", [])
     assert text.startswith("P0#1 received before P0#0 by C0")
+
+
+class _LateSenderFirst:
+    """A legal queue that reorders across producers: each endpoint sends at a priority fixed by
+    the time of its first send (later senders overtake earlier ones), so one producer's messages
+    stay in its order while a message sent after another producer finished may come first.
+    (Before the end markers, the delivery checks failed it: their STOP overtook data.)"""
+
+    @staticmethod
+    def backend():  # type: ignore[no-untyped-def]
+        import time
+
+        import posix_ipc
+
+        from ipc_impls.broken.queues import _posix_variant
+        from ipc_impls.queues import PosixEndpoint
+        from ipc_specs.queues import protocol as p
+
+        class Endpoint(PosixEndpoint):
+            lane = None
+
+            def send(self, data, *, tag=None, timeout_ms=None):  # type: ignore[no-untyped-def]
+                if self.lane is None:
+                    self.lane = (time.monotonic_ns() // 1_000_000) % (posix_ipc.QUEUE_PRIORITY_MAX + 1)
+                super().send(data, tag=self.lane, timeout_ms=timeout_ms)
+
+            def receive(self, *, select=0, timeout_ms=None):  # type: ignore[no-untyped-def]
+                time.sleep(0.002)  # a slow consumer: data is still queued when the producers are done
+                return super().receive(select=select, timeout_ms=timeout_ms)[0], 0
+
+        backend = _posix_variant("late-sender-first", Endpoint)
+        backend.capabilities = backend.capabilities - {p.PRIORITIES}
+        return backend
+
+
+def test_a_stop_message_may_overtake_other_producers_data(quick_harness) -> None:  # type: ignore[no-untyped-def]
+    """Nothing promises that a message queues behind data other processes sent before it (only
+    one producer's order is promised), so the delivery checks must stop their consumers by
+    per-producer end markers, not by a STOP sent after the producers finished."""
+    from ipc_specs import check
+
+    backend = _LateSenderFirst.backend()
+    for inv in ("every_message_delivered_exactly_once", "each_producers_messages_arrive_in_its_order"):
+        check(backend, inv, placement="fork", harness=quick_harness)
