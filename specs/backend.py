@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover
     from typing_extensions import Protocol, runtime_checkable  # type: ignore
 
 from .harness.resources import Scope
-from .invariant import Invariant
+from .invariant import Invariant, family_order, load_all_families
 
 WIRINGS = ("inherit", "named")
 #: Placements that receive the channel by pickling, so only named channels reach them.
@@ -83,24 +83,22 @@ def register_kind(kind: Kind) -> Kind:
     return kind
 
 
-def kinds() -> Dict[str, Kind]:
-    """Every kind, in the order ``families.py`` lists their packages (the catalogue's and the
-    matrix's order), whichever module happened to be imported first."""
-    from .invariant import load_all_families
-
+def registered_kinds() -> Dict[str, Kind]:
+    """Every kind, every family loaded first, in no particular order (``ipc_specs.kinds()``,
+    from ``ipc_specs.registry``, gives the catalogue's order)."""
     load_all_families()
+    return dict(_KINDS)
+
+
+def kinds() -> Dict[str, Kind]:
+    """Every kind, in the catalogue's order (as ``ipc_specs.kinds()``)."""
     order = family_order()
-    return dict(sorted(_KINDS.items(), key=lambda item: order.get(item[0], len(order))))
+    return dict(sorted(registered_kinds().items(), key=lambda item: order.get(item[0], len(order))))
 
 
-def family_order() -> Dict[str, int]:
-    """Kind name -> its position in ``families.py``."""
-    import types
-
-    from . import families
-
-    packages = [m.__name__ for m in vars(families).values() if isinstance(m, types.ModuleType)]
-    return {name: packages.index(pkg) if pkg in packages else len(packages) for name, pkg in _PACKAGES.items()}
+def kind_packages() -> Dict[str, str]:
+    """Kind name -> the package that registered it (``ipc_specs.streams`` …)."""
+    return dict(_PACKAGES)
 
 
 def validate_backend(obj: Any) -> List[str]:
@@ -113,7 +111,7 @@ def validate_backend(obj: Any) -> List[str]:
         return problems
     if not isinstance(obj.name, str) or not obj.name:
         problems.append(f"name must be a non-empty str, got {obj.name!r}")
-    known = kinds()
+    known = registered_kinds()
     kind = known.get(obj.kind)
     if kind is None:
         problems.append(f"kind {obj.kind!r} is not one of {sorted(known)}")
@@ -151,7 +149,7 @@ def _attribute_problems(obj: Any, kind: Kind) -> List[str]:
 
 def validate_channel(kind_name: str, channel: Any) -> List[str]:
     """Members the channel returned by ``setup`` lacks, one sentence each."""
-    kind = kinds()[kind_name]
+    kind = registered_kinds()[kind_name]
     wanted = kind.channel_members + ("detach", "teardown")
     return [f"channel from setup() has no callable {m!r}" for m in wanted if not callable(getattr(channel, m, None))]
 

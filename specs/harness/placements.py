@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from . import worker
+from .guard import parent_guard
 from .interrupts import raise_if_interrupted
 from .worker import (
     HANG_MARKERS,
@@ -113,8 +114,6 @@ def _signal_name(sig: int) -> str:
 
 def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
     """Drop the parent's references to the channel (workers wait for this past their opens)."""
-    from .run import parent_guard
-
     with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
         channel.detach()
 

@@ -12,7 +12,6 @@ import ast
 import importlib
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -28,6 +27,8 @@ from ..backend import validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
+from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
+from .guard import BackendError, ParentHang, parent_guard
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
@@ -76,55 +77,6 @@ class Role:
     opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
     #: May be the victim of the ``kills`` fault; it must call ``proc.arm_kill()``.
     killable: bool = False
-
-
-class BackendError(Exception):
-    """The backend broke the API itself (not an invariant): an error verdict."""
-
-
-class ParentHang(BackendError):
-    """A backend call made in the parent (setup, teardown, detach) did not return."""
-
-
-class BackendCrashed(BackendError):
-    """A backend call the parent must make killed the process that made it (a probe)."""
-
-
-class parent_guard:
-    """Bound a backend call that must run in the parent (the pytest process).
-
-    Worker hangs are handled by the watchdog; a hang here would stall the whole
-    suite, so SIGALRM interrupts it (PEP 475: the handler's exception ends the
-    blocking call).  Only in the main thread, and only if no alarm is pending.
-
-    A class over ``_signal`` rather than a generator over ``signal``: it runs
-    three times an example while forked workers share the parent's pages, and
-    each page the parent touches then costs a copy-on-write fault.
-    """
-
-    __slots__ = ("seconds", "what", "armed", "previous")
-
-    def __init__(self, seconds: float, what: str) -> None:
-        self.seconds = seconds
-        self.what = what
-        self.armed = False
-        self.previous: Any = None
-
-    def __enter__(self) -> None:
-        if threading.get_ident() == threading.main_thread().ident and _signal.getitimer(_signal.ITIMER_REAL)[0] == 0:
-            self.previous = _signal.signal(_signal.SIGALRM, self._on_alarm)
-            self.armed = True
-            _signal.setitimer(_signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.armed:
-            self.armed = False
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-            # None: the previous handler was not set from Python; SIG_DFL is what it was.
-            _signal.signal(_signal.SIGALRM, _signal.SIG_DFL if self.previous is None else self.previous)
-
-    def _on_alarm(self, signum: int, frame: Any) -> None:
-        raise ParentHang(f"{self.what} did not return within {self.seconds:g}s")
 
 
 class ApiBroken(BaseException):
