@@ -193,7 +193,8 @@ def _stack(output: str, lines: int = 14) -> str:
         "(no stack: the worker never started its body, or it blocked or handled SIGABRT)")
 
 
-_OWN_FRAMES = (f"{os.sep}harness{os.sep}", f"{os.sep}hypothesis{os.sep}", "<frozen ",
+# The harness by its own directory, not any path with "/harness/" in it (a checkout may sit in one).
+_OWN_FRAMES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, f"{os.sep}hypothesis{os.sep}", "<frozen ",
                f"{os.sep}multiprocessing{os.sep}")
 
 
