@@ -5,9 +5,12 @@ A backend is any object with
 * ``name``          a short unique name (``os-pipe``), used in test ids and reports;
 * ``kind``          which contract it implements (``stream``, ``queue``, …);
 * ``capabilities``  the claims it makes (a set of strings from its kind's table);
-* ``wiring``        ``"inherit"`` when the channel reaches workers by fork
-                    (``os.pipe()``, ``multiprocessing`` objects) or ``"named"``
-                    when workers open it by name (FIFO paths, POSIX names); and
+* ``wiring``        ``"inherit"`` when the channel reaches workers by fork only
+                    (``os.pipe()`` descriptors), ``"process-arg"`` when it can be
+                    handed to any new process as a ``multiprocessing.Process``
+                    argument (``multiprocessing`` objects, made with the context of
+                    ``scope.start_method``), or ``"named"`` when workers open it by
+                    name (FIFO paths, POSIX names); and
 * ``setup(scope)``  which makes a fresh channel for one example, in the parent.
 
 The channel's own methods depend on the kind (see each family's ``protocol``
@@ -29,9 +32,12 @@ except ImportError:  # pragma: no cover
 from .harness.resources import Scope
 from .invariant import Invariant, family_order, load_all_families
 
-WIRINGS = ("inherit", "named")
-#: Placements that receive the channel by pickling, so only named channels reach them.
+WIRINGS = ("inherit", "named", "process-arg")
+#: Placements whose workers are not forked from the parent: a channel reaches them by name,
+#: or (``process-arg``) as an argument of a worker started for the example.
 NAMED_ONLY_PLACEMENTS = ("spawn", "forkserver")
+#: Wirings that reach the workers of NAMED_ONLY_PLACEMENTS.
+REACHES_ANY_PROCESS = ("named", "process-arg")
 THREAD_SAFE = "thread_safe"
 
 
@@ -170,7 +176,7 @@ def unsupported_reason(backend: Any, invariant: Invariant, placement: str) -> Op
         return f"backend does not claim {', '.join(missing)}"
     if invariant.placements and placement not in invariant.placements:
         return f"invariant runs only in {'/'.join(sorted(invariant.placements))}"
-    if placement in NAMED_ONLY_PLACEMENTS and backend.wiring != "named":
+    if placement in NAMED_ONLY_PLACEMENTS and backend.wiring not in REACHES_ANY_PROCESS:
         return f"inherit-wired channels cannot reach a {placement}ed process"
     if placement == "thread" and THREAD_SAFE not in backend.capabilities:
         return "backend does not claim thread_safe"

@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, List
 
-_MODULES = ["streams", "shm", "files", "semaphores", "queues", "signals", "timeouts", "arrow", "maps"]
+_MODULES = ["streams", "shm", "files", "semaphores", "queues", "signals", "timeouts", "arrow", "maps", "mp_queues"]
 
 
 @dataclass(frozen=True)

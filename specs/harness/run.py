@@ -23,12 +23,14 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import default as default_reporter
 from hypothesis.reporting import with_reporter
 
-from ..backend import validate_channel
+from ..backend import NAMED_ONLY_PLACEMENTS, validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
 from .guard import BackendError, ParentHang, parent_guard
+from .inherit import FRESH_SPAWN_EXAMPLES, run_inheriting
+from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
@@ -47,6 +49,8 @@ PROFILES: Dict[str, Dict[str, Any]] = {
     "thorough": {"max_examples": 150},
 }
 DEFAULT_DEADLINE_S = 10.0
+#: The wiring whose channel is handed to each worker at its start (see inherit.py).
+PROCESS_ARG = "process-arg"
 #: The name the interrupt fault has among an example's drawn values (in microseconds).
 INTERRUPT_KEY = "interrupt_every_us"
 #: ... and the kills fault's: None, or (victim index among the killable roles, delay in ms).
@@ -246,6 +250,7 @@ class Harness:
     def pool(self, method: str) -> Pool:
         if method not in self._pools:
             adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
+            prepare_start_method(method)
             self._pools[method] = Pool(method)
         return self._pools[method]
 
@@ -316,6 +321,8 @@ class Case:
         """
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
+        if self.placement == "spawn" and self.backend.wiring == PROCESS_ARG:  # an interpreter per role
+            options["max_examples"] = min(options["max_examples"], FRESH_SPAWN_EXAMPLES)
         # Hypothesis's explain phase reruns the failing example to point at lines "always run
         # by failing examples": here always the check's own expect(), never the backend (which
         # runs in other processes), so it costs time and misleads.  The phases of the settings
@@ -406,6 +413,7 @@ class Case:
         raise_if_interrupted()
         root = self.harness.root
         scope = root.scope()
+        scope.start_method = self.placement if self.placement in NAMED_ONLY_PLACEMENTS else "fork"
         channel = None
         try:
             try:
@@ -454,6 +462,12 @@ class Case:
             return run_forked(tasks, channel, deadline)
         if self.placement == "thread":
             return run_threaded(tasks, channel, deadline)
+        if self.backend.wiring == PROCESS_ARG:  # fresh workers, the channel among their arguments
+            adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
+            try:
+                return run_inheriting(tasks, channel, deadline, self.placement)
+            except BackendError as exc:
+                raise ApiBroken(exc) from exc
         return self.harness.pool(self.placement).run(tasks, channel, deadline)
 
     def _teardown(self, channel: Any, scope: Scope) -> List[str]:
