@@ -28,7 +28,16 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from .guard import BackendError
 from .interrupts import raise_if_interrupted
-from .placements import GRACE_S, IMPORT_ALLOWANCE_S, RoleOutcome, _detach, _exitcode_to_status, _kill, classify
+from .placements import (
+    GRACE_S,
+    IMPORT_ALLOWANCE_S,
+    RoleOutcome,
+    _detach,
+    _exitcode_to_status,
+    _kill,
+    classify,
+    note_holders,
+)
 from .worker import HANG_SIGNAL, RoleTask, cap_memory, data_size, die_with_parent, enter_worker_process, run_role
 
 #: Examples per check in the spawn placement of a ``process-arg`` backend, whatever the
@@ -121,6 +130,7 @@ def _collect(started: List[Tuple[RoleTask, Any]], deadline_s: float) -> Dict[str
                 proc.join()
             break
         if now >= abort_at and not aborted:
+            note_holders([p.pid for p in running], {proc.pid: task for task, proc in started})
             for proc in running:  # faulthandler dumps where it is stuck, then it dies
                 _kill(proc.pid, HANG_SIGNAL)
                 aborted.add(proc.pid)

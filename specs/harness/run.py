@@ -29,6 +29,7 @@ from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
 from .guard import BackendError, ParentHang, parent_guard
+from .holders import HOLDERS_MARK
 from .inherit import FRESH_SPAWN_EXAMPLES, run_inheriting
 from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
@@ -123,6 +124,53 @@ class Outcome:
         return {p: self.value(p) for p in self.roles}
 
     def violation_for(self, proc: str, *, expected: str) -> Violation:
+        """``proc`` did not finish normally; the violation names the role whose failure came
+        first (see :meth:`culprit`), not a peer that failed only because it was left waiting."""
+        culprit = self.culprit(proc)
+        got, call, detail = self._failure(culprit)
+        focus = self.history.of(culprit)[-3:]
+        if culprit != proc:
+            own, _, _ = self._failure(proc)
+            got += f" (first; then {own})"
+            focus = focus + self.history.of(proc)[-2:]
+        return Violation(self.invariant, got=got, expected=expected, call=call,
+                         history=self.history.format(self.setups(focus) + focus) + detail)
+
+    def culprit(self, proc: str) -> str:
+        """Of the roles that raised, died or exited early, the one that did so first (by its
+        last event); ``proc`` itself if it did so first or none did."""
+        failed = {p: self._failed_at(p) for p, r in self.roles.items() if r.status in ("raised", "crashed", "exited")}
+        if not failed or (proc in failed and failed[proc] <= min(failed.values())):
+            return proc
+        return min(failed, key=lambda p: failed[p])
+
+    def _failed_at(self, proc: str) -> int:
+        events = self.history.of(proc)
+        fails = [e for e in events if e.phase == hist.FAIL]
+        return (fails[-1] if fails else events[-1]).t_ns if events else self.history.t0_ns
+
+    def setups(self, focus: Sequence[hist.Event]) -> List[hist.Event]:
+        """What the other processes did last before the failure shown by ``focus``: the event
+        that set it up (a close before an early EOF, a signal, a kill armed) often is theirs."""
+        if not focus:
+            return []
+        shown = {e.proc for e in focus}
+        before = min(e.t_ns for e in focus)
+        picked: Dict[Tuple[str, str], hist.Event] = {}
+        invoked: Dict[str, List[str]] = {}
+        for e in self.history.events:
+            if e.proc in shown or e.t_ns > before:
+                continue
+            picked[(e.proc, "last")] = e  # its latest event, a note maybe (a signal, a kill armed)
+            if e.phase == hist.INVOKE:
+                invoked.setdefault(e.proc, []).append(e.op)
+            elif invoked.get(e.proc) and invoked[e.proc][-1] == e.op:
+                invoked[e.proc].pop()
+                picked[(e.proc, "call")] = e  # and the return of its latest call (a close, a send)
+        return sorted(set(picked.values()), key=lambda e: e.t_ns)
+
+    def _failure(self, proc: str) -> Tuple[str, str, str]:
+        """``(got, call, detail)`` for a role that did not finish normally."""
         r = self.roles[proc]
         pending = self.history.pending(proc)
         events = self.history.of(proc)
@@ -134,13 +182,7 @@ class Outcome:
         detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
         if r.status in ("crashed", "exited") and r.output.strip():
             detail += f"\n{proc} output:\n{_tail(r.output)}"
-        return Violation(
-            self.invariant,
-            got=f"{proc} {r.describe()}" + (f" in {call}" if pending else ""),
-            expected=expected,
-            call=call,
-            history=self.history.format(self.history.of(proc)[-3:]) + detail,
-        )
+        return f"{proc} {r.describe()}" + (f" in {call}" if pending else ""), call, detail
 
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*')\)")
@@ -378,6 +420,11 @@ class Case:
             unflaked = _unflake(flaky, self.invariant.id)
             if not isinstance(unflaked, Violation):
                 raise unflaked from flaky
+            # Hypothesis prints no failing case for an example that did not fail again
+            # (nor shrinks it): without it a FLAKY verdict could not be reproduced.
+            shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
+            unflaked.args = (f"{unflaked.args[0]}\nFailing test case (as drawn, not shrunk: it did not fail "
+                             f"again): example({shown})",)
             raise self._replay(unflaked, body, self.harness.replays) from None
 
     def _call(self, body: Callable[..., None], drawn: Dict[str, Any]) -> None:
@@ -486,16 +533,31 @@ class Case:
             pending = outcome.history.pending(proc)
             parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
         stacks = "\n".join(f"{p} stack at the deadline (innermost first):\n{_stack(outcome.roles[p].output)}"
-                           for p in hung)
+                           + _holders_note(outcome.roles[p].output) for p in hung)
+        focus = [e for p in hung for e in outcome.history.of(p)[-2:]]
         first = outcome.history.pending(hung[0])
+        got = "; ".join(parts) + f" (deadline {self.harness.deadline_s:g}s)"
+        call = first.op if first else "body"
+        culprit = outcome.culprit(hung[0])
+        detail = ""
+        if culprit not in hung:  # a peer that raised or died left the others waiting: it is the story
+            got, call, detail = outcome._failure(culprit)
+            got += f" (first; left waiting on it: {'; '.join(parts)})"
+            focus = outcome.history.of(culprit)[-3:] + focus
         return Violation(
             self.invariant.id,
-            got="; ".join(parts) + f" (deadline {self.harness.deadline_s:g}s)",
+            got=got,
             expected="every operation to return",
-            call=first.op if first else "body",
-            history=outcome.history.format([e for p in hung for e in outcome.history.of(p)[-2:]])
-            + "\n" + stacks,
+            call=call,
+            history=outcome.history.format(outcome.setups(focus) + focus) + detail + "\n" + stacks,
         )
+
+
+def _holders_note(output: str) -> str:
+    """The lines placements wrote into a hung worker's output before aborting it: who
+    still holds the write end of the pipe it was reading (see holders.py)."""
+    lines = [ln[len(HOLDERS_MARK):].strip() for ln in output.splitlines() if ln.startswith(HOLDERS_MARK)]
+    return "".join(f"\n{ln}" for ln in lines)
 
 
 _DEFAULT: Optional[Harness] = None
