@@ -28,6 +28,7 @@ reported and left in place, with the command that removes it.
 from __future__ import annotations
 
 import ctypes
+import gc
 import glob
 import os
 import time
@@ -129,6 +130,9 @@ def appeared(before: FrozenSet[Seen], after: FrozenSet[Seen], *,
     found = _judge(after - before, own)
     if not found:
         return []
+    # An object whose Python owner is garbage in a reference cycle (a multiprocessing lock
+    # of the spawn context unlinks its semaphore when collected) is not a leak.
+    gc.collect()
     time.sleep(SETTLE_S)
     still = {f.seen for f in found} & snapshot(sysv=any(f.seen.where.startswith("sysv:") for f in found))
     return _judge(frozenset(still), own)

@@ -88,7 +88,9 @@ def _remove_what_the_audit_left(tag: str, output: str) -> List[str]:
 
 
 def leak_prefix_of(tag: str) -> str:
-    return f"leak-{tag}-"
+    """The twins' names start with it; under pytest-xdist the sub-run's tag gets the
+    outer worker's id appended (it inherits PYTEST_XDIST_WORKER), hence no dash here."""
+    return f"leak-{tag}"
 
 
 @pytest.mark.parametrize("chaos", CHAOS, ids=[c.backend.name for c in CHAOS])
