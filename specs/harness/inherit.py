@@ -15,7 +15,7 @@ set up outside it (a module global, say) is not there.
 Cost: a forkserver worker is forked from a server that has imported the harness
 already (a few milliseconds); a spawned one starts an interpreter and imports the
 package (about a second on a loaded machine), which is why ``Case.explore`` runs few
-examples in the spawn placement of such a backend (``FRESH_SPAWN_EXAMPLES``).
+examples in these placements of such a backend (``FRESH_EXAMPLES``).
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ from .placements import (
 )
 from .worker import HANG_SIGNAL, RoleTask, cap_memory, data_size, die_with_parent, enter_worker_process, run_role
 
-#: Examples per check in the spawn placement of a ``process-arg`` backend, whatever the
-#: profile: each role of each example starts an interpreter.
-FRESH_SPAWN_EXAMPLES = 3
+#: At most this many examples per check in these placements of a ``process-arg`` backend,
+#: whatever the profile: each role of each example starts a process (a spawned one an
+#: interpreter).  The fork and thread placements search the data; these check that the
+#: channel reaches a child that was not forked from the parent.
+FRESH_EXAMPLES = {"spawn": 2, "forkserver": 5}
 #: Imported by the forkserver once, so that each worker forked from it starts warm.
 #: (``__main__`` first, as multiprocessing does by default: else each child runs the main script again.)
 FORKSERVER_PRELOAD = ["__main__", "ipc_specs", "ipc_specs.families", "ipc_specs.harness.inherit"]

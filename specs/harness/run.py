@@ -30,7 +30,7 @@ from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACE
 from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
 from .guard import BackendError, ParentHang, parent_guard
 from .holders import HOLDERS_MARK
-from .inherit import FRESH_SPAWN_EXAMPLES, run_inheriting
+from .inherit import FRESH_EXAMPLES, run_inheriting
 from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
@@ -363,8 +363,8 @@ class Case:
         """
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
-        if self.placement == "spawn" and self.backend.wiring == PROCESS_ARG:  # an interpreter per role
-            options["max_examples"] = min(options["max_examples"], FRESH_SPAWN_EXAMPLES)
+        if self.backend.wiring == PROCESS_ARG and self.placement in FRESH_EXAMPLES:  # a process per role
+            options["max_examples"] = min(options["max_examples"], FRESH_EXAMPLES[self.placement])
         # Hypothesis's explain phase reruns the failing example to point at lines "always run
         # by failing examples": here always the check's own expect(), never the backend (which
         # runs in other processes), so it costs time and misleads.  The phases of the settings
