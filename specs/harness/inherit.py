@@ -44,7 +44,7 @@ from .worker import HANG_SIGNAL, RoleTask, cap_memory, data_size, die_with_paren
 #: whatever the profile: each role of each example starts a process (a spawned one an
 #: interpreter).  The fork and thread placements search the data; these check that the
 #: channel reaches a child that was not forked from the parent.
-FRESH_EXAMPLES = {"spawn": 2, "forkserver": 5}
+FRESH_EXAMPLES = {"spawn": 1, "forkserver": 5}
 #: Imported by the forkserver once, so that each worker forked from it starts warm.
 #: (``__main__`` first, as multiprocessing does by default: else each child runs the main script again.)
 FORKSERVER_PRELOAD = ["__main__", "ipc_specs", "ipc_specs.families", "ipc_specs.harness.inherit"]
