@@ -160,6 +160,9 @@ def pytest_report_header(config: pytest.Config) -> List[str]:
     lines.append("machine limits: " + ", ".join(f"{k}={v}" for k, v in probe().items()))
     lines.append("backends: " + ", ".join(
         i.backend.name if isinstance(i, Loaded) else f"{i.source} (LOAD ERROR)" for i in _selection(config)))
+    from ipc_specs.harness.named import unaudited
+
+    lines += [f"leak audit cannot see: {what}" for what in unaudited()]
     for line in _STATE["collector"].debris:
         lines.append(f"removed debris of an earlier crashed run: {line}")
     return lines

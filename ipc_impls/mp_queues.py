@@ -68,8 +68,10 @@ class MpQueueEndpoint:
 
 
 class MpQueueChannel:
-    def __init__(self, maxsize: int) -> None:
-        self.q: Any = multiprocessing.Queue(maxsize)
+    def __init__(self, maxsize: int, start_method: str = "fork") -> None:
+        # From the context the workers start with: multiprocessing shares a queue (its
+        # locks) only with processes of the context that made it.
+        self.q: Any = multiprocessing.get_context(start_method).Queue(maxsize)
         self.maxsize = maxsize
         self.owner_pid = os.getpid()
 
@@ -97,7 +99,8 @@ class MpQueueChannel:
 class MpQueueAdapter:
     name = "mp-queue-adapter"
     kind = "queue"
-    wiring = "inherit"
+    #: Handed to every worker at its start, as multiprocessing hands a Queue to a Process.
+    wiring = "process-arg"
     capabilities: FrozenSet[str] = frozenset({
         p.BOUNDED_CAPACITY, p.NONBLOCKING, p.TIMEOUTS, p.EMPTY_MESSAGES, p.MULTI_PROCESS, p.THREAD_SAFE, p.BATCHES})
 
@@ -105,7 +108,7 @@ class MpQueueAdapter:
         self.maxsize = maxsize
 
     def setup(self, scope: Scope) -> MpQueueChannel:
-        return MpQueueChannel(self.maxsize)
+        return MpQueueChannel(self.maxsize, scope.start_method)
 
 
 class SimpleQueueEndpoint:

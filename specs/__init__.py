@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .backend import Backend, Kind, kinds, unsupported_reason, validate_backend, validate_channel
+from .backend import Backend, Kind, unsupported_reason, validate_backend, validate_channel
 from .harness.placements import PLACEMENTS
 from .harness.run import Case, Harness, Role, default_harness
-from .invariant import Invariant, Level, Unresolved, Unsupported, Violation, all_invariants, get_invariant, invariant
+from .invariant import Invariant, Level, Unresolved, Unsupported, Violation, invariant
+from .registry import all_invariants, get_invariant, kinds
 
 __version__ = "0.1.0"
 

@@ -5,9 +5,12 @@ A backend is any object with
 * ``name``          a short unique name (``os-pipe``), used in test ids and reports;
 * ``kind``          which contract it implements (``stream``, ``queue``, …);
 * ``capabilities``  the claims it makes (a set of strings from its kind's table);
-* ``wiring``        ``"inherit"`` when the channel reaches workers by fork
-                    (``os.pipe()``, ``multiprocessing`` objects) or ``"named"``
-                    when workers open it by name (FIFO paths, POSIX names); and
+* ``wiring``        ``"inherit"`` when the channel reaches workers by fork only
+                    (``os.pipe()`` descriptors), ``"process-arg"`` when it can be
+                    handed to any new process as a ``multiprocessing.Process``
+                    argument (``multiprocessing`` objects, made with the context of
+                    ``scope.start_method``), or ``"named"`` when workers open it by
+                    name (FIFO paths, POSIX names); and
 * ``setup(scope)``  which makes a fresh channel for one example, in the parent.
 
 The channel's own methods depend on the kind (see each family's ``protocol``
@@ -27,11 +30,14 @@ except ImportError:  # pragma: no cover
     from typing_extensions import Protocol, runtime_checkable  # type: ignore
 
 from .harness.resources import Scope
-from .invariant import Invariant
+from .invariant import Invariant, family_order, load_all_families
 
-WIRINGS = ("inherit", "named")
-#: Placements that receive the channel by pickling, so only named channels reach them.
+WIRINGS = ("inherit", "named", "process-arg")
+#: Placements whose workers are not forked from the parent: a channel reaches them by name,
+#: or (``process-arg``) as an argument of a worker started for the example.
 NAMED_ONLY_PLACEMENTS = ("spawn", "forkserver")
+#: Wirings that reach the workers of NAMED_ONLY_PLACEMENTS.
+REACHES_ANY_PROCESS = ("named", "process-arg")
 THREAD_SAFE = "thread_safe"
 
 
@@ -83,24 +89,22 @@ def register_kind(kind: Kind) -> Kind:
     return kind
 
 
-def kinds() -> Dict[str, Kind]:
-    """Every kind, in the order ``families.py`` lists their packages (the catalogue's and the
-    matrix's order), whichever module happened to be imported first."""
-    from .invariant import load_all_families
-
+def registered_kinds() -> Dict[str, Kind]:
+    """Every kind, every family loaded first, in no particular order (``ipc_specs.kinds()``,
+    from ``ipc_specs.registry``, gives the catalogue's order)."""
     load_all_families()
+    return dict(_KINDS)
+
+
+def kinds() -> Dict[str, Kind]:
+    """Every kind, in the catalogue's order (as ``ipc_specs.kinds()``)."""
     order = family_order()
-    return dict(sorted(_KINDS.items(), key=lambda item: order.get(item[0], len(order))))
+    return dict(sorted(registered_kinds().items(), key=lambda item: order.get(item[0], len(order))))
 
 
-def family_order() -> Dict[str, int]:
-    """Kind name -> its position in ``families.py``."""
-    import types
-
-    from . import families
-
-    packages = [m.__name__ for m in vars(families).values() if isinstance(m, types.ModuleType)]
-    return {name: packages.index(pkg) if pkg in packages else len(packages) for name, pkg in _PACKAGES.items()}
+def kind_packages() -> Dict[str, str]:
+    """Kind name -> the package that registered it (``ipc_specs.streams`` …)."""
+    return dict(_PACKAGES)
 
 
 def validate_backend(obj: Any) -> List[str]:
@@ -113,7 +117,7 @@ def validate_backend(obj: Any) -> List[str]:
         return problems
     if not isinstance(obj.name, str) or not obj.name:
         problems.append(f"name must be a non-empty str, got {obj.name!r}")
-    known = kinds()
+    known = registered_kinds()
     kind = known.get(obj.kind)
     if kind is None:
         problems.append(f"kind {obj.kind!r} is not one of {sorted(known)}")
@@ -151,7 +155,7 @@ def _attribute_problems(obj: Any, kind: Kind) -> List[str]:
 
 def validate_channel(kind_name: str, channel: Any) -> List[str]:
     """Members the channel returned by ``setup`` lacks, one sentence each."""
-    kind = kinds()[kind_name]
+    kind = registered_kinds()[kind_name]
     wanted = kind.channel_members + ("detach", "teardown")
     return [f"channel from setup() has no callable {m!r}" for m in wanted if not callable(getattr(channel, m, None))]
 
@@ -175,7 +179,7 @@ def unsupported_reason(backend: Any, invariant: Invariant, placement: str) -> Op
         return f"backend claims {', '.join(excluding)}, which rules this invariant out"
     if invariant.placements and placement not in invariant.placements:
         return f"invariant runs only in {'/'.join(sorted(invariant.placements))}"
-    if placement in NAMED_ONLY_PLACEMENTS and backend.wiring != "named":
+    if placement in NAMED_ONLY_PLACEMENTS and backend.wiring not in REACHES_ANY_PROCESS:
         return f"inherit-wired channels cannot reach a {placement}ed process"
     if placement == "thread" and THREAD_SAFE not in backend.capabilities:
         return "backend does not claim thread_safe"

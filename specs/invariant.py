@@ -1,4 +1,4 @@
-"""Invariants, verdicts and the registry that names them.
+"""Invariants and the registry that names them.
 
 An invariant is a rule about an IPC mechanism that a backend either keeps or
 breaks.  Each one has a stable id written as a statement
@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, TypeVar
 
 from .harness.faults import FAULTS
 
-if TYPE_CHECKING:
-    from .harness.run import Case
+# Re-exported: checks and backends import them from here (``from ..invariant import expect``).
+from .violation import Unresolved as Unresolved
+from .violation import Unsupported as Unsupported
+from .violation import Violation as Violation
+from .violation import describe_bytes_mismatch as describe_bytes_mismatch
+from .violation import expect as expect
+from .violation import short_repr as short_repr
+from .violation import shown_against as shown_against
 
 
 class Level(str, enum.Enum):
@@ -41,65 +47,10 @@ class Level(str, enum.Enum):
     HAZARD = "HAZARD"
 
 
-class Violation(AssertionError):
-    """A backend broke an invariant; the message reads ``got=…, but should be … [call]``."""
-
-    def __init__(
-        self,
-        invariant: str,
-        *,
-        got: str,
-        expected: str,
-        call: str,
-        history: str = "",
-    ) -> None:
-        self.invariant = invariant
-        self.got = got
-        self.expected = expected
-        self.call = call
-        self.history = history
-        #: True when replays of the minimal example did not all fail (see :meth:`replayed`).
-        self.flaky = False
-        #: True when Hypothesis saw the example pass once it had failed: found intermittently.
-        #: That alone is not FLAKY: the replays decide (a rare schedule, then reproducible).
-        self.intermittent = False
-        #: Hypothesis's failure blob for the minimal example, if it printed one; replays it
-        #: exactly anywhere with the same Hypothesis version (``--ipc-replay``).
-        self.blob = ""
-        #: ``(failed, runs)``: how the minimal example fared when the harness replayed it.
-        self.replays: Optional[Tuple[int, int]] = None
-        text = f"[{invariant}] got={got}, but should be {expected} [{call}]"
-        if history:
-            text += "\n" + history
-        super().__init__(text)
-
-    def replayed(self, failed: int, runs: int) -> Violation:
-        """Record how replays of the minimal example went: FLAKY when any replay passed.
-
-        With no replays the only evidence is Hypothesis's: FLAKY if it saw the example pass.
-        """
-        self.replays = (failed, runs)
-        self.flaky = failed < runs if runs else self.intermittent
-        self.args = (f"{self.args[0]}\n({self.verdict_line()})",)
-        return self
-
-    def verdict_line(self) -> str:
-        """One line, one meaning: ``FAIL (found intermittently; the minimal example failed 3 of 3 replays)``."""
-        notes = ["found intermittently"] if self.intermittent else []
-        if self.replays and self.replays[1]:
-            notes.append(f"the minimal example failed {self.replays[0]} of {self.replays[1]} replays")
-        return ("FLAKY" if self.flaky else "FAIL") + (f" ({'; '.join(notes)})" if notes else "")
-
-
-class Unsupported(Exception):
-    """The backend does not claim what the invariant needs; never a pass."""
-
-
-class Unresolved(Exception):
-    """The machine cannot host the check (a kernel limit, a missing package)."""
-
-
-CheckFn = Callable[[Any, "Case"], None]
+#: ``check(backend, case)``; the case is the harness's (``harness.run.Case``), which this
+#: registry never looks into: it sits below the harness, which imports it.
+CheckFn = Callable[[Any, Any], None]
+_Check = TypeVar("_Check", bound=CheckFn)
 
 
 @dataclass(frozen=True)
@@ -145,14 +96,14 @@ def invariant(
     placements: Iterable[str] = (),
     faults: Iterable[str] = (),
     excluded_by: Iterable[str] = (),
-) -> Callable[[CheckFn], CheckFn]:
+) -> Callable[[_Check], _Check]:
     """Register ``fn`` as the check of a new invariant.
 
     Ids are global and stable: reports, ``explain`` and the Hypothesis
     database all key on them, so renaming one is a breaking change.
     """
 
-    def register(fn: CheckFn) -> CheckFn:
+    def register(fn: _Check) -> _Check:
         if id in _REGISTRY:
             raise ValueError(f"invariant id {id!r} registered twice")
         if not id.isidentifier() or id.lower() != id:
@@ -188,17 +139,41 @@ def exclude_when_claimed(ids: Iterable[str], capability: str) -> None:
         _REGISTRY[id] = replace(inv, excluded_by=inv.excluded_by | {capability})
 
 
+#: Imports every family, so that its kind and invariants register themselves.  The
+#: families import this module, so it cannot import them: ``ipc_specs.registry``, the top
+#: of the package (imported by ``ipc_specs/__init__.py``), installs it.
+_family_loader: Optional[Callable[[], None]] = None
+#: Kind name -> its position in the catalogue; installed alongside the loader.
+_family_order: Callable[[], Dict[str, int]] = dict
+
+
+def install_family_loader(loader: Callable[[], None], order: Callable[[], Dict[str, int]] = dict) -> None:
+    global _family_loader, _family_order
+    _family_loader = loader
+    _family_order = order
+
+
+def family_order() -> Dict[str, int]:
+    """Kind name -> its position in the catalogue (``ipc_specs.registry.family_order``)."""
+    return _family_order()
+
+
 def load_all_families() -> None:
     """Import every spec module so that its invariants register themselves."""
-    from . import families  # noqa: F401  (imported for its side effect)
+    if _family_loader is not None:
+        _family_loader()
+
+
+def registered() -> List[Invariant]:
+    """Every invariant registered so far, in registration order (see
+    ``ipc_specs.registry.all_invariants`` for the catalogue's order)."""
+    return list(_REGISTRY.values())
 
 
 def all_invariants(family: Optional[str] = None) -> List[Invariant]:
-    """Registered invariants in declaration order, optionally of one family."""
+    """Registered invariants in the catalogue's order, optionally of one family."""
     load_all_families()
-    from .backend import family_order
-
-    order = family_order()  # families.py's order, not the order modules happened to be imported in
+    order = family_order()
     found = [inv for inv in _REGISTRY.values() if family is None or inv.family == family]
     return sorted(found, key=lambda inv: order.get(inv.family, len(order)))
 
@@ -209,55 +184,3 @@ def get_invariant(id: str) -> Invariant:
         return _REGISTRY[id]
     except KeyError:
         raise KeyError(f"no invariant with id {id!r}") from None
-
-
-def expect(ok: bool, invariant: str, *, got: object, expected: str, call: str, history: str = "",
-           want: Optional[bytes] = None) -> None:
-    """Raise a :class:`Violation` unless ``ok``; ``got`` is shown with ``repr`` when not a str,
-    or, when it is bytes and ``want`` is given, by where the two part."""
-    if not ok:
-        shown = got if isinstance(got, str) else shown_against(got, want)
-        raise Violation(invariant, got=shown, expected=expected, call=call, history=history)
-
-
-def shown_against(got: object, want: object) -> str:
-    """``got`` for a failure message: where it parts from ``want`` when both are byte strings
-    (see :func:`describe_bytes_mismatch`), else its short repr."""
-    if isinstance(got, (bytes, bytearray)) and isinstance(want, (bytes, bytearray)):
-        return describe_bytes_mismatch(bytes(got), bytes(want))
-    return short_repr(got)
-
-
-def _hex_at(data: bytes, start: int, count: int) -> str:
-    """Up to ``count`` bytes of ``data`` from ``start`` in hex, with … when more follow."""
-    chunk = data[start:start + count]
-    return (chunk.hex(" ") or "nothing") + (" …" if len(data) > start + count else "")
-
-
-def describe_bytes_mismatch(got: bytes, want: bytes, *, context: int = 8) -> str:
-    """Where ``got`` parts from ``want``: the first differing offset and the bytes there (in
-    hex), or which is a prefix of the other; each length said once.  Two long payloads
-    share their first bytes, so printing both heads shows the same bytes twice and
-    nothing of the difference."""
-    common = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
-    if got == want:
-        return f"the same {len(got)} bytes"
-    if common == len(got):
-        return (f"got is a prefix of want ({len(got)} of {len(want)} bytes); "
-                f"missing from byte {common}: {_hex_at(want, common, context)}")
-    if common == len(want):
-        return (f"got has {len(got) - len(want)} bytes more than want ({len(got)} bytes, want {len(want)}); "
-                f"extra from byte {common}: {_hex_at(got, common, context)}")
-    sizes = f"both {len(got)} bytes" if len(got) == len(want) else f"got {len(got)} bytes, want {len(want)}"
-    return (f"first difference at byte {common} (got 0x{got[common]:02x}, want 0x{want[common]:02x}); {sizes}; "
-            f"from there got {_hex_at(got, common, context)}, want {_hex_at(want, common, context)}")
-
-
-def short_repr(value: object, limit: int = 80) -> str:
-    """``repr`` cut to ``limit`` characters, keeping the length of byte strings visible."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        head = repr(raw[:24])
-        return head if len(raw) <= 24 else f"{head[:-1]}…' ({len(raw)} bytes)"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, List
 
 _MODULES = ["streams", "shm", "files", "semaphores", "queues", "queue_liveness", "signals", "timeouts",
-            "timeout_calls", "arrow", "maps", "lateness"]
+            "timeout_calls", "arrow", "maps", "lateness", "mp_queues"]
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any, List
 
-from ipc_specs.harness.resources import Scope
+from ipc_specs.harness.resources import Scope, worker_tag
 
 from .._endpoints import BytesLike, FdReader, FdWriter, require_bytes
 from ..streams import PipeBackend, PipeChannel
@@ -126,6 +127,44 @@ class LeakingBackend(PipeBackend):
         return PipeChannel()
 
 
+def leak_prefix() -> str:
+    """The names the two twins below choose: their own, without the suite's ``ipcc_<tag>_``
+    form (the audit must find them by diffing), but with the run's tag, so that the self-test
+    that runs them can find and remove what the audit reports and leaves in place."""
+    return f"leak-{worker_tag()}-"
+
+
+class LeaksNamedSemaphoreBackend(PipeBackend):
+    """Each setup creates a named POSIX semaphore under a name of its own choosing (a
+    "writers' lock" it never uses), closes it, and never unlinks it: one ``sem.*`` file
+    in /dev/shm per example."""
+
+    name = "chaos-leaks-named-semaphore"
+    capabilities = CLAIMS
+
+    def setup(self, scope: Scope) -> PipeChannel:
+        import posix_ipc
+
+        sem = posix_ipc.Semaphore(f"/{leak_prefix()}{secrets.token_hex(8)}", posix_ipc.O_CREX, 0o600, 1)
+        sem.close()  # closed, not unlinked: the name outlives every process
+        return PipeChannel()
+
+
+class LeaksSysvSegmentBackend(PipeBackend):
+    """Each setup creates a System V shared memory segment (a "statistics page"),
+    detaches it, and never removes it (IPC_RMID): one segment per example in ipcs."""
+
+    name = "chaos-leaks-sysv-segment"
+    capabilities = CLAIMS
+
+    def setup(self, scope: Scope) -> PipeChannel:
+        import sysv_ipc
+
+        shm = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, mode=0o600, size=4096)
+        shm.detach()  # detached, not removed: the segment outlives every process
+        return PipeChannel()
+
+
 # --- flaky ----------------------------------------------------------------------------------
 class DroppingWriter(FdWriter):
     def write(self, data: BytesLike) -> int:
@@ -189,6 +228,10 @@ CHAOS: List[Chaos] = [
           "Workers run under RLIMIT_DATA (--ipc-worker-memory), so a runaway allocation fails only itself."),
     Chaos(LeakingBackend(), "error", "left behind",
           "The audit around each test lists what a backend left, removes what it can, and fails it."),
+    Chaos(LeaksNamedSemaphoreBackend(), "error", "named POSIX semaphore /leak-",
+          "The audit diffs /dev/shm around each test: a name the backend chose is a leak too, left in place."),
+    Chaos(LeaksSysvSegmentBackend(), "error", "System V shared memory segment",
+          "The audit diffs the System V tables around each test and removes a segment this process created."),
     Chaos(EveryOtherExampleBackend(), "flaky", "replays",
           "A failure that does not repeat on every replay is FLAKY with its rate, never a pass."),
     Chaos(SetupSegfaultsBackend(), "crashed", "setup() died by SIGSEGV",

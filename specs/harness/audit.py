@@ -7,8 +7,10 @@ Taken before and after every conformance test, a :class:`Snapshot` records
 * the entries in /dev/shm whose names carry this worker's tag (POSIX shared
   memory and semaphores named by the suite);
 * the kernel objects still listed in the session's journal;
-* the System V tables (/proc/sysvipc), compared only when ``IPC_AUDIT_SYSV=1``
-  says nothing else is creating objects (they carry no name to attribute them by).
+* every other object in /dev/shm, /dev/mqueue and the System V tables: those a
+  backend made under names of its own, told apart from other processes' (see
+  ``named.py``).  With ``IPC_AUDIT_SYSV=1`` (the caller vouches that nothing else
+  creates System V objects) every new System V object is reported, unattributed.
 
 :func:`leaks` lists what is new, one line per object, and :func:`clean`
 removes what can be removed so the next test starts clean.
@@ -22,6 +24,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Set, Tuple
 
+from . import named as named_objects
 from .resources import NAME_PREFIX, worker_tag
 
 SYSV_TABLES = ("msg", "sem", "shm")
@@ -42,6 +45,8 @@ class Snapshot:
     shm: FrozenSet[str]
     sysv: FrozenSet[Tuple[str, str]]
     journal: FrozenSet[str] = field(default_factory=frozenset)
+    #: Every object in /dev/shm, /dev/mqueue and the System V tables, whoever named it.
+    named: FrozenSet[named_objects.Seen] = field(default_factory=frozenset)
 
 
 def open_fds() -> FrozenSet[int]:
@@ -115,7 +120,8 @@ def take(journal: FrozenSet[str] = frozenset()) -> Snapshot:
     children, zombies = _children()
     mask = frozenset(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
     return Snapshot(fds=open_fds(), children=children, zombies=zombies, handlers=_handlers(), mask=mask,
-                    alarm=signal.getitimer(signal.ITIMER_REAL), shm=_shm(), sysv=_sysv(), journal=journal)
+                    alarm=signal.getitimer(signal.ITIMER_REAL), shm=_shm(), sysv=_sysv(), journal=journal,
+                    named=named_objects.snapshot(sysv=os.environ.get(SYSV_AUDIT_ENV) != "1"))
 
 
 def leaks(before: Snapshot, after: Snapshot, *, ignore_children: FrozenSet[int] = frozenset(),
@@ -143,7 +149,15 @@ def leaks(before: Snapshot, after: Snapshot, *, ignore_children: FrozenSet[int] 
     found += [f"journalled object {entry} not removed" for entry in sorted(after.journal - before.journal)]
     if os.environ.get(SYSV_AUDIT_ENV) == "1":  # the caller vouches nothing else uses the tables
         found += [f"System V {table} id {ident}" for table, ident in sorted(after.sysv - before.sysv)]
-    return found
+    return found + _named_leaks(before, after)
+
+
+def _named_leaks(before: Snapshot, after: Snapshot) -> List[str]:
+    """Objects under names the backend chose that appeared and persisted.  The ones known
+    to be the backend's are removed here, where the settle that told them apart was paid."""
+    findings = named_objects.appeared(before.named, after.named, journalled=before.journal | after.journal)
+    removed = {f.what: named_objects.remove(f) for f in findings if f.removable}
+    return named_objects.describe(findings, removed)
 
 
 def _describe_fd(fd: int) -> str:

@@ -94,15 +94,23 @@ class History:
 
 
 def _window(events: List[Event], focus: Sequence[Event], limit: int) -> List[Event]:
+    """The focus events and up to three events either side of each, at most ``limit`` in
+    all.  Context goes first when over the limit, never a focus event: the earliest one is
+    often what set the failure up (the close before an early EOF), and cutting the
+    excerpt from the front would drop exactly it."""
     if not focus:
         return events[-limit:]
-    wanted: set[int] = set()
-    for f in focus:
-        if f in events:
-            i = events.index(f)
-            wanted.update(range(max(0, i - 3), min(len(events), i + 4)))
-    picked = [events[i] for i in sorted(wanted)]
-    return picked[-limit:]
+    index: Dict[Event, int] = {}
+    for i, e in enumerate(events):
+        index.setdefault(e, i)
+    core = sorted({index[f] for f in focus if f in index})
+    wanted = set(core[-limit:])
+    for reach in (1, 2, 3):  # nearest context first
+        for i in core:
+            for j in (i - reach, i + reach):
+                if 0 <= j < len(events) and len(wanted) < limit:
+                    wanted.add(j)
+    return [events[i] for i in sorted(wanted)]
 
 
 def format_events(history: History, events: Iterable[Event]) -> str:

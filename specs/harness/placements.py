@@ -21,9 +21,10 @@ import time
 import traceback
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import worker
+from . import holders, worker
+from .guard import parent_guard
 from .interrupts import raise_if_interrupted
 from .worker import (
     HANG_MARKERS,
@@ -92,7 +93,7 @@ def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> 
             return RoleOutcome(task.proc, "ok", value=data["value"])
         return RoleOutcome(task.proc, "raised", error_type=data["type"], message=data["message"],
                            errno=data["errno"], traceback=data["traceback"])
-    output = _read(task.file("out"))
+    output = _read(task.file("out")) + _read(task.file("holders"))
     if killed_by_us:
         return RoleOutcome(task.proc, "hung", output=output)
     if wait_status is not None and os.WIFSIGNALED(wait_status):
@@ -113,8 +114,6 @@ def _signal_name(sig: int) -> str:
 
 def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
     """Drop the parent's references to the channel (workers wait for this past their opens)."""
-    from .run import parent_guard
-
     with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
         channel.detach()
 
@@ -174,7 +173,8 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
         _wait_for_eof(done_r, abort_at)
         # A result file is written last and atomically: its worker is done, only exiting.
         finished = [pid for pid, t in pids.items() if os.path.exists(t.file("result"))]
-        statuses, killed = _wait_pids([pid for pid in pids if pid not in finished], abort_at)
+        statuses, killed = _wait_pids([pid for pid in pids if pid not in finished], abort_at,
+                                      before_abort=lambda pending: note_holders(pending, pids))
     except BaseException:
         for pid in pids:  # interrupted: no worker outlives the example
             _kill(pid, signal.SIGKILL)
@@ -220,7 +220,16 @@ def _reap(pid: int) -> None:
         pass  # reaped already
 
 
-def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S) -> tuple[Dict[int, int], set[int]]:
+def note_holders(pending: Sequence[int], tasks: Dict[int, RoleTask]) -> None:
+    """Before aborting hung workers: who still holds the write end each one is reading."""
+    names = {pid: t.proc for pid, t in tasks.items()}
+    for pid in pending:
+        if pid in tasks:
+            holders.note(pid, tasks[pid].file("holders"), names)
+
+
+def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S,
+               before_abort: Optional[Callable[[List[int]], None]] = None) -> tuple[Dict[int, int], set[int]]:
     """Reap ``pids``; at ``abort_at`` abort those still running (they dump their stacks),
     and SIGKILL any left ``grace_s`` later.  Sleeps in poll, never spins."""
     statuses: Dict[int, int] = {}
@@ -251,6 +260,8 @@ def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S) -> tu
                 break
             now = time.monotonic()
             if now >= abort_at and not aborted:
+                if before_abort is not None:
+                    before_abort(pending)
                 for pid in pending:
                     _kill(pid, HANG_SIGNAL)
                 aborted.update(pending)
@@ -454,6 +465,7 @@ class Pool:
             if now >= abort_at + GRACE_S:
                 break
             if now >= abort_at and not aborted:
+                note_holders([busy[i][0].pid for i in pending], {busy[i][0].pid: t for i, t in enumerate(tasks)})
                 for i in pending:  # faulthandler dumps where it is stuck, then it dies
                     _kill(busy[i][0].pid, HANG_SIGNAL)
                 aborted.update(pending)

@@ -77,6 +77,10 @@ class Scope:
     directory: str
     _root: ResourceRoot
     _cleanups: List[Tuple[str, str, Callable[[], None]]] = field(default_factory=list)
+    #: How the example's workers start ("fork", "spawn", "forkserver"): a ``process-arg``
+    #: backend makes its multiprocessing objects with ``multiprocessing.get_context(this)``,
+    #: since multiprocessing shares an object only with processes of the context that made it.
+    start_method: str = "fork"
 
     def path(self, stem: str) -> str:
         """A fresh path inside the private directory (nothing is created)."""

@@ -12,7 +12,6 @@ import ast
 import importlib
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -24,10 +23,15 @@ from hypothesis.errors import Flaky
 from hypothesis.reporting import default as default_reporter
 from hypothesis.reporting import with_reporter
 
-from ..backend import validate_channel
+from ..backend import NAMED_ONLY_PLACEMENTS, validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
+from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
+from .guard import BackendError, ParentHang, parent_guard
+from .holders import HOLDERS_MARK
+from .inherit import FRESH_EXAMPLES, run_inheriting
+from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
@@ -46,6 +50,8 @@ PROFILES: Dict[str, Dict[str, Any]] = {
     "thorough": {"max_examples": 150},
 }
 DEFAULT_DEADLINE_S = 10.0
+#: The wiring whose channel is handed to each worker at its start (see inherit.py).
+PROCESS_ARG = "process-arg"
 #: The name the interrupt fault has among an example's drawn values (in microseconds).
 INTERRUPT_KEY = "interrupt_every_us"
 #: ... and the kills fault's: None, or (victim index among the killable roles, delay in ms).
@@ -84,55 +90,6 @@ class Role:
     def __post_init__(self) -> None:
         if self.exit not in EXITS:
             raise ValueError(f"Role {self.proc}: exit={self.exit!r}, expected one of {EXITS}")
-
-
-class BackendError(Exception):
-    """The backend broke the API itself (not an invariant): an error verdict."""
-
-
-class ParentHang(BackendError):
-    """A backend call made in the parent (setup, teardown, detach) did not return."""
-
-
-class BackendCrashed(BackendError):
-    """A backend call the parent must make killed the process that made it (a probe)."""
-
-
-class parent_guard:
-    """Bound a backend call that must run in the parent (the pytest process).
-
-    Worker hangs are handled by the watchdog; a hang here would stall the whole
-    suite, so SIGALRM interrupts it (PEP 475: the handler's exception ends the
-    blocking call).  Only in the main thread, and only if no alarm is pending.
-
-    A class over ``_signal`` rather than a generator over ``signal``: it runs
-    three times an example while forked workers share the parent's pages, and
-    each page the parent touches then costs a copy-on-write fault.
-    """
-
-    __slots__ = ("seconds", "what", "armed", "previous")
-
-    def __init__(self, seconds: float, what: str) -> None:
-        self.seconds = seconds
-        self.what = what
-        self.armed = False
-        self.previous: Any = None
-
-    def __enter__(self) -> None:
-        if threading.get_ident() == threading.main_thread().ident and _signal.getitimer(_signal.ITIMER_REAL)[0] == 0:
-            self.previous = _signal.signal(_signal.SIGALRM, self._on_alarm)
-            self.armed = True
-            _signal.setitimer(_signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.armed:
-            self.armed = False
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-            # None: the previous handler was not set from Python; SIG_DFL is what it was.
-            _signal.signal(_signal.SIGALRM, _signal.SIG_DFL if self.previous is None else self.previous)
-
-    def _on_alarm(self, signum: int, frame: Any) -> None:
-        raise ParentHang(f"{self.what} did not return within {self.seconds:g}s")
 
 
 class ApiBroken(BaseException):
@@ -175,6 +132,53 @@ class Outcome:
         return {p: self.value(p) for p in self.roles}
 
     def violation_for(self, proc: str, *, expected: str) -> Violation:
+        """``proc`` did not finish normally; the violation names the role whose failure came
+        first (see :meth:`culprit`), not a peer that failed only because it was left waiting."""
+        culprit = self.culprit(proc)
+        got, call, detail = self._failure(culprit)
+        focus = self.history.of(culprit)[-3:]
+        if culprit != proc:
+            own, _, _ = self._failure(proc)
+            got += f" (first; then {own})"
+            focus = focus + self.history.of(proc)[-2:]
+        return Violation(self.invariant, got=got, expected=expected, call=call,
+                         history=self.history.format(self.setups(focus) + focus) + detail)
+
+    def culprit(self, proc: str) -> str:
+        """Of the roles that raised, died or exited early, the one that did so first (by its
+        last event); ``proc`` itself if it did so first or none did."""
+        failed = {p: self._failed_at(p) for p, r in self.roles.items() if r.status in ("raised", "crashed", "exited")}
+        if not failed or (proc in failed and failed[proc] <= min(failed.values())):
+            return proc
+        return min(failed, key=lambda p: failed[p])
+
+    def _failed_at(self, proc: str) -> int:
+        events = self.history.of(proc)
+        fails = [e for e in events if e.phase == hist.FAIL]
+        return (fails[-1] if fails else events[-1]).t_ns if events else self.history.t0_ns
+
+    def setups(self, focus: Sequence[hist.Event]) -> List[hist.Event]:
+        """What the other processes did last before the failure shown by ``focus``: the event
+        that set it up (a close before an early EOF, a signal, a kill armed) often is theirs."""
+        if not focus:
+            return []
+        shown = {e.proc for e in focus}
+        before = min(e.t_ns for e in focus)
+        picked: Dict[Tuple[str, str], hist.Event] = {}
+        invoked: Dict[str, List[str]] = {}
+        for e in self.history.events:
+            if e.proc in shown or e.t_ns > before:
+                continue
+            picked[(e.proc, "last")] = e  # its latest event, a note maybe (a signal, a kill armed)
+            if e.phase == hist.INVOKE:
+                invoked.setdefault(e.proc, []).append(e.op)
+            elif invoked.get(e.proc) and invoked[e.proc][-1] == e.op:
+                invoked[e.proc].pop()
+                picked[(e.proc, "call")] = e  # and the return of its latest call (a close, a send)
+        return sorted(set(picked.values()), key=lambda e: e.t_ns)
+
+    def _failure(self, proc: str) -> Tuple[str, str, str]:
+        """``(got, call, detail)`` for a role that did not finish normally."""
         r = self.roles[proc]
         pending = self.history.pending(proc)
         events = self.history.of(proc)
@@ -186,13 +190,7 @@ class Outcome:
         detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
         if r.status in ("crashed", "exited") and r.output.strip():
             detail += f"\n{proc} output:\n{_tail(r.output)}"
-        return Violation(
-            self.invariant,
-            got=f"{proc} {r.describe()}" + (f" in {call}" if pending else ""),
-            expected=expected,
-            call=call,
-            history=self.history.format(self.history.of(proc)[-3:]) + detail,
-        )
+        return f"{proc} {r.describe()}" + (f" in {call}" if pending else ""), call, detail
 
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*')\)")
@@ -249,7 +247,8 @@ def _stack(output: str, lines: int = 14) -> str:
         "(no stack: the worker never started its body, or it blocked or handled SIGABRT)")
 
 
-_OWN_FRAMES = (f"{os.sep}harness{os.sep}", f"{os.sep}hypothesis{os.sep}", "<frozen ",
+# The harness by its own directory, not any path with "/harness/" in it (a checkout may sit in one).
+_OWN_FRAMES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, f"{os.sep}hypothesis{os.sep}", "<frozen ",
                f"{os.sep}multiprocessing{os.sep}")
 
 
@@ -301,6 +300,7 @@ class Harness:
     def pool(self, method: str) -> Pool:
         if method not in self._pools:
             adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
+            prepare_start_method(method)
             self._pools[method] = Pool(method)
         return self._pools[method]
 
@@ -371,6 +371,8 @@ class Case:
         """
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
+        if self.backend.wiring == PROCESS_ARG and self.placement in FRESH_EXAMPLES:  # a process per role
+            options["max_examples"] = min(options["max_examples"], FRESH_EXAMPLES[self.placement])
         # Hypothesis's explain phase reruns the failing example to point at lines "always run
         # by failing examples": here always the check's own expect(), never the backend (which
         # runs in other processes), so it costs time and misleads.  The phases of the settings
@@ -426,6 +428,11 @@ class Case:
             unflaked = _unflake(flaky, self.invariant.id)
             if not isinstance(unflaked, Violation):
                 raise unflaked from flaky
+            # Hypothesis prints no failing case for an example that did not fail again
+            # (nor shrinks it): without it a FLAKY verdict could not be reproduced.
+            shown = ", ".join(f"{k}={v!r}" for k, v in self.example.items())
+            unflaked.args = (f"{unflaked.args[0]}\nFailing test case (as drawn, not shrunk: it did not fail "
+                             f"again): example({shown})",)
             raise self._replay(unflaked, body, self.harness.replays) from None
 
     def _call(self, body: Callable[..., None], drawn: Dict[str, Any]) -> None:
@@ -466,6 +473,7 @@ class Case:
         raise_if_interrupted()
         root = self.harness.root
         scope = root.scope()
+        scope.start_method = self.placement if self.placement in NAMED_ONLY_PLACEMENTS else "fork"
         channel = None
         try:
             try:
@@ -514,6 +522,12 @@ class Case:
             return run_forked(tasks, channel, deadline)
         if self.placement == "thread":
             return run_threaded(tasks, channel, deadline)
+        if self.backend.wiring == PROCESS_ARG:  # fresh workers, the channel among their arguments
+            adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
+            try:
+                return run_inheriting(tasks, channel, deadline, self.placement)
+            except BackendError as exc:
+                raise ApiBroken(exc) from exc
         return self.harness.pool(self.placement).run(tasks, channel, deadline)
 
     def _teardown(self, channel: Any, scope: Scope) -> List[str]:
@@ -532,16 +546,31 @@ class Case:
             pending = outcome.history.pending(proc)
             parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
         stacks = "\n".join(f"{p} stack at the deadline (innermost first):\n{_stack(outcome.roles[p].output)}"
-                           for p in hung)
+                           + _holders_note(outcome.roles[p].output) for p in hung)
+        focus = [e for p in hung for e in outcome.history.of(p)[-2:]]
         first = outcome.history.pending(hung[0])
+        got = "; ".join(parts) + f" (deadline {deadline_s:g}s)"
+        call = first.op if first else "body"
+        culprit = outcome.culprit(hung[0])
+        detail = ""
+        if culprit not in hung:  # a peer that raised or died left the others waiting: it is the story
+            got, call, detail = outcome._failure(culprit)
+            got += f" (first; left waiting on it: {'; '.join(parts)})"
+            focus = outcome.history.of(culprit)[-3:] + focus
         return Violation(
             self.invariant.id,
-            got="; ".join(parts) + f" (deadline {deadline_s:g}s)",
+            got=got,
             expected="every operation to return",
-            call=first.op if first else "body",
-            history=outcome.history.format([e for p in hung for e in outcome.history.of(p)[-2:]])
-            + "\n" + stacks,
+            call=call,
+            history=outcome.history.format(outcome.setups(focus) + focus) + detail + "\n" + stacks,
         )
+
+
+def _holders_note(output: str) -> str:
+    """The lines placements wrote into a hung worker's output before aborting it: who
+    still holds the write end of the pipe it was reading (see holders.py)."""
+    lines = [ln[len(HOLDERS_MARK):].strip() for ln in output.splitlines() if ln.startswith(HOLDERS_MARK)]
+    return "".join(f"\n{ln}" for ln in lines)
 
 
 _DEFAULT: Optional[Harness] = None

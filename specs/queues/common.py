@@ -7,8 +7,9 @@ from typing import Any, List, Optional, Sequence
 from hypothesis import strategies as st
 
 from .. import limits as kernel
+from ..harness.guard import BackendError
 from ..harness.history import FAIL, INVOKE, OK, Event, History
-from ..harness.run import BackendError, Case
+from ..harness.run import Case
 from ..invariant import Unresolved
 from ..strategies import Blob, anchored_integers, kernel_edges
 from .protocol import EMPTY_MESSAGES, MULTI_PROCESS, THREAD_SAFE, QueueLimits

@@ -7,7 +7,7 @@ contract, ``checks``, ``call_checks`` and ``thread_checks`` for the invariants, 
 
 from . import checks, scope_checks  # noqa: F401  (register the invariants)
 from . import call_checks, thread_checks  # noqa: F401  (register the invariants)
-from ..invariant import all_invariants, exclude_when_claimed
+from ..invariant import exclude_when_claimed, registered
 from .protocol import CALL_FORM, CALL_ONLY, TIMEOUT, ScopeRefused, TimeoutChannel, Timeouts, TimeoutScope
 
 #: Invariants about what every timeout backend declares, whichever form it offers.
@@ -15,7 +15,7 @@ ANY_FORM = {scope_checks.declared_timeout_class_is_not_an_unrelated_error.__name
 
 # Keep last, after every checks module: any other invariant of this family that does not need
 # the call form checks the scope form, so it is n/a for a backend that offers only run().
-exclude_when_claimed([i.id for i in all_invariants("timeout") if CALL_FORM not in i.requires
+exclude_when_claimed([i.id for i in registered() if i.family == "timeout" and CALL_FORM not in i.requires
                       and i.id not in ANY_FORM], CALL_ONLY)
 
 __all__ = ["TIMEOUT", "ScopeRefused", "TimeoutChannel", "TimeoutScope", "Timeouts"]

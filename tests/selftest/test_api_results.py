@@ -8,8 +8,9 @@ from typing import Any, Iterator, List
 import pytest
 
 from ipc_impls.queues import SocketChannel, UnixDgramBackend
+from ipc_specs.harness.guard import BackendError
 from ipc_specs.harness.resources import Scope
-from ipc_specs.harness.run import BackendError, Harness
+from ipc_specs.harness.run import Harness
 from ipc_specs.invariant import all_invariants
 
 
