@@ -7,7 +7,7 @@ an xdist run unchanged.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple, Union
 
 import pytest
 
@@ -24,10 +24,14 @@ class LeakFound(AssertionError):
 class IpcCase:
     """One (backend, invariant, placement); ``run()`` judges it."""
 
-    def __init__(self, config: pytest.Config, loaded: Loaded, invariant_id: str, placement: str) -> None:
+    def __init__(self, config: pytest.Config, loaded: Loaded, invariant_id: str, placement: str,
+                 harness: Callable[[pytest.Config], Harness]) -> None:
         from ipc_specs import get_invariant
 
         self.config = config
+        #: The plugin's (one harness per test process, made on first use): passed in, not
+        #: imported, so that this module sits below the plugin.
+        self.harness = harness
         self.loaded = loaded
         self.invariant = get_invariant(invariant_id)
         self.placement = placement
@@ -42,12 +46,10 @@ class IpcCase:
         from ipc_specs import Unresolved, Unsupported, unsupported_reason
         from ipc_specs.harness import audit
 
-        from .plugin import harness
-
         reason = unsupported_reason(self.backend, self.invariant, self.placement)
         if reason:
             pytest.skip(f"unsupported: {reason}")
-        h = harness(self.config)
+        h = self.harness(self.config)
         case = h.case(self.backend, self.invariant.id, self.placement)
         h.settle()
         before = audit.take(h.root.journal_entries())
@@ -84,7 +86,8 @@ def _audit(h: Harness, before: Any) -> List[str]:
     return found
 
 
-def parametrize(metafunc: pytest.Metafunc, items: List[Union[Loaded, LoadProblem]], placements: List[str]) -> None:
+def parametrize(metafunc: pytest.Metafunc, items: List[Union[Loaded, LoadProblem]], placements: List[str],
+                harness: Callable[[pytest.Config], Harness]) -> None:
     from ipc_specs import all_invariants
 
     from .selection import Loaded
@@ -104,7 +107,7 @@ def parametrize(metafunc: pytest.Metafunc, items: List[Union[Loaded, LoadProblem
             continue
         for inv in all_invariants(family):
             for placement in placements:
-                cases.append(IpcCase(config, item, inv.id, placement))
+                cases.append(IpcCase(config, item, inv.id, placement, harness))
                 ids.append(f"{item.backend.name}-{inv.id}-{placement}")
     metafunc.parametrize("ipc_case", cases, ids=ids)
 

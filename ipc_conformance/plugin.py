@@ -174,7 +174,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not {"ipc_case", "ipc_backend_item"} & set(metafunc.fixturenames):
         return  # not a conformance test: do not load any backend for it
     _activate(metafunc.config)  # the suite is collected: the plugin is asked for after all
-    parametrize(metafunc, _selection(metafunc.config), _STATE["options"]["placements"])
+    parametrize(metafunc, _selection(metafunc.config), _STATE["options"]["placements"], harness)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

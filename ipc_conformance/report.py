@@ -49,15 +49,14 @@ import os
 import platform
 import re
 from importlib import metadata
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
 from .collector import ORDER, SHORT, Collector
+from .report_text import Section
 
 SCHEMA = "ipc-conformance-report/3"
 FORMATS = {".json": "JSON", ".md": "Markdown", ".xml": "JUnit XML", ".html": "HTML"}
-#: An extra section of the HTML report: (title, HTML fragment); see :func:`.report_html.to_html`.
-Section = Tuple[str, str]
 
 
 def report_problem(path: str) -> Optional[str]:
@@ -199,23 +198,6 @@ def _packages_distributions() -> Mapping[str, List[str]]:
         for top in (dist.read_text("top_level.txt") or "").split():
             out.setdefault(top, []).append(dist.metadata["Name"])
     return out
-
-
-def settings_text(data: Mapping[str, Any]) -> str:
-    s = data["settings"]
-    return (f"profile {s.get('profile')} (up to {s.get('max_examples')} examples per check"
-            f"{', derandomized' if s.get('derandomize') else ''}), deadline {s.get('deadline_s')} s, "
-            f"{s.get('replays')} replays of a failing example")
-
-
-def examples_text(data: Mapping[str, Any]) -> str:
-    """How many examples the judged verdicts rest on, e.g. "verdicts rest on 8-10 examples per placement"."""
-    counts = [int(d.get("examples") or 0) for r in data["results"] for d in r["placements"].values()
-              if d["verdict"] in ("pass", "fail", "flaky", "error")]
-    if not counts or not max(counts):
-        return "no verdict rests on an example"
-    low, high = min(counts), max(counts)
-    return f"verdicts rest on {low if low == high else f'{low}-{high}'} examples per placement"
 
 
 # --- JUnit XML ----------------------------------------------------------------------------

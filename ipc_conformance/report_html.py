@@ -29,7 +29,7 @@ import re
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from .collector import FAILING, ORDER, SHORT
-from .report import Section, examples_text, settings_text
+from .report_text import Section, examples_text, settings_text
 
 #: The verdicts in the order the legend shows them, with what each means.
 MEANING = {"pass": "the rule held for every example drawn", "fail": "every replay of the minimal example failed",

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Mapping
 
 from .collector import FAILING, SHORT
 from .matrix import one_line
-from .report import examples_text, settings_text
+from .report_text import examples_text, settings_text
 
 #: A job summary above GitHub's limit (1 MiB per step) is dropped whole: list at most this
 #: many failures there (the Markdown and HTML reports list them all).

@@ -21,7 +21,7 @@ from ..strategies import Blob, anchored_integers
 from . import linearize as lin
 from . import roles
 from .common import concurrent, data_of, err_name, payloads, preflight
-from .protocol import NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity
+from .protocol import NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity, msgrcv_model
 
 FAMILY = "queue"
 
@@ -192,19 +192,6 @@ def oldest_highest_priority_message_first(backend: object, case: Case) -> None:
 
     case.explore(body, sent=st.lists(st.tuples(st.binary(max_size=16), prio), min_size=1, max_size=room),
                  rejected=st.lists(st.tuples(st.integers(0, 10), outside), max_size=2))
-
-
-def msgrcv_model(queue: List[Tuple[bytes, int]], select: int) -> Optional[int]:
-    """Index of the message msgrcv(2) takes for ``select``, or None (ENOMSG)."""
-    if select == 0:
-        return 0 if queue else None
-    if select > 0:
-        return next((i for i, (_, t) in enumerate(queue) if t == select), None)
-    eligible = [t for _, t in queue if t <= -select]
-    if not eligible:
-        return None
-    lowest = min(eligible)  # the LOWEST type <= |select|, not the first such message
-    return next(i for i, (_, t) in enumerate(queue) if t == lowest)
 
 
 @invariant(

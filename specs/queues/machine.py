@@ -20,7 +20,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from ..harness.worker import Proc
 from ..strategies import Blob, anchored_integers
-from .checks import msgrcv_model
 from .common import max_size
 from .protocol import (
     BOUNDED_CAPACITY,
@@ -33,6 +32,7 @@ from .protocol import (
     TYPE_SELECTION,
     QueueLimits,
     fits,
+    msgrcv_model,
 )
 from .roles import apply
 

@@ -192,3 +192,17 @@ class Removable(Protocol):
 
     def recreate(self) -> None:
         """Create a new queue under the same name, exclusively (``unlink`` only)."""
+
+
+def msgrcv_model(queue: List[Tuple[bytes, int]], select: int) -> Optional[int]:
+    """Index of the message msgrcv(2) takes for ``select`` from ``(data, type)`` pairs in
+    arrival order, or None (ENOMSG)."""
+    if select == 0:
+        return 0 if queue else None
+    if select > 0:
+        return next((i for i, (_, t) in enumerate(queue) if t == select), None)
+    eligible = [t for _, t in queue if t <= -select]
+    if not eligible:
+        return None
+    lowest = min(eligible)  # the LOWEST type <= |select|, not the first such message
+    return next(i for i, (_, t) in enumerate(queue) if t == lowest)
