@@ -393,13 +393,20 @@ class Case:
 
     # --- Hypothesis -----------------------------------------------------------------
     def explore(self, body: Callable[..., None], *, scale: float = 1.0,
-                examples: Sequence[Dict[str, Any]] = (), **strategies: st.SearchStrategy) -> None:
+                examples: Sequence[Dict[str, Any]] = (), pinned: Sequence[Dict[str, Any]] = (),
+                **strategies: st.SearchStrategy) -> None:
         """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``.
 
-        ``examples`` are edge cases the check always runs first, whatever the
-        profile draws (Hypothesis's ``@example``): the place to pin a boundary
-        that random drawing reaches only rarely.
+        ``pinned`` are the known-hard shapes the invariant is about (a payload at
+        PIPE_BUF and PIPE_BUF + 1, capacity and capacity + 1, a message at the
+        maximum size, zero length…), run first in every profile, before any random
+        example (Hypothesis's ``@example``), so that the common bugs are found by
+        the first examples.  Each is a dict of the body's keyword values; a value may
+        be a callable, called with this case when the check runs (kernel limits are
+        read at run time).  A pinned example that names no fault runs without one.
+        ``examples`` is the older name of the same thing.
         """
+        examples = list(examples) + [{k: (v(self) if callable(v) else v) for k, v in pin.items()} for pin in pinned]
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
         # Hypothesis's explain phase reruns the failing example to point at lines "always run
@@ -414,8 +421,8 @@ class Case:
         drawn = {key: none for fault, (key, _, none) in _FAULT_DRAWS.items()
                  if self.harness.faults and fault in self.invariant.faults and self.placement in PLACEMENTS_OF[fault]}
         strategies = dict(strategies, **{key: _FAULT_DRAWS_BY_KEY[key] for key in drawn})
-        examples = [{**drawn, **{k: v for k, v in pinned.items() if k not in FAULT_KEYS or k in drawn}}
-                    for pinned in examples]
+        examples = [{**drawn, **{k: v for k, v in pin.items() if k not in FAULT_KEYS or k in drawn}}
+                    for pin in examples]
 
         failing: Dict[str, Any] = {}  # the first failure's time, the last failing example
 
@@ -434,8 +441,8 @@ class Case:
             self.passing += 1  # only a passing example teaches how long this check needs
             self.slowest_pass_s = max([self.slowest_pass_s] + self._runs_s)
 
-        for pinned in reversed(list(examples)):
-            example = hypothesis.example(**pinned)(example)
+        for values in reversed(examples):
+            example = hypothesis.example(**values)(example)
         example = given(**strategies)(example)
         example = settings(deadline=None, print_blob=True, report_multiple_bugs=False,
                            suppress_health_check=list(HealthCheck), **options)(example)

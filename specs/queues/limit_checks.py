@@ -110,8 +110,10 @@ def full_queue_blocks_or_rejects_sender(backend: object, case: Case) -> None:
                expected=f"{[short_repr(w, 20) for w in want]}: each message exactly once, nothing more",
                call="receive", history=h.format(h.of("R")[-4:]))
 
+    # Pinned: the largest message that fills the queue, capacity + 1 of them, blocking.
     case.explore(body, size=st.sampled_from(sizes), seed=st.integers(0, 99), timeout_ms=_modes(case),
-                 delay_ms=st.integers(20, 120))
+                 delay_ms=st.integers(20, 120), pinned=[{"size": sizes[-1], "seed": 0, "timeout_ms": None,
+                                                         "delay_ms": 20}])
 
 
 @invariant(
@@ -192,7 +194,8 @@ def maximum_size_accepted_one_byte_more_rejected(backend: object, case: Case) ->
                call="receive", history=out.history.format())
 
     case.explore(body, excess=anchored_integers(1, 4096, [1, 2]), seed=st.integers(0, 99),
-                 marker=st.binary(min_size=1, max_size=8))
+                 marker=st.binary(min_size=1, max_size=8),
+                 pinned=[{"excess": 1, "seed": 0, "marker": b"m"}])  # the maximum, and one byte more
 
 
 @invariant(
