@@ -373,6 +373,7 @@ class Case:
         self.blob = ""
         #: The deadline of the current run (``run(deadline=)`` or the harness's), and its watch.
         self.run_deadline_s = harness.deadline_s
+        self._asked_s: Optional[float] = None
         self.stillness = Stillness(window_for(harness.deadline_s), enabled=False)
         #: Passing examples of this check so far, and the slowest run among them (seconds).
         self.passing = 0
@@ -521,17 +522,21 @@ class Case:
             deadline: Optional[float] = None) -> Outcome:
         """Set up a fresh channel, run ``roles`` in this case's placement, tear down.
 
-        ``deadline`` (seconds) replaces the harness's deadline for this run: a bound
-        derived from the example's own parameters (a generous multiple of the timeout
-        it drew), for an outcome that needs waiting.  It may be longer than the
-        harness's (one long blocking example) or shorter (the hang of a broken backend
-        then costs that much, not the session's deadline).  Either way a hang is also
-        called as soon as every role sleeps with nothing able to wake it (stillness.py).
+        ``deadline`` (seconds; see :func:`patience`) is this run's own bound, derived
+        from the example's parameters (a generous multiple of the timeout it drew) for
+        an outcome that needs waiting.  Longer than the harness's deadline, it replaces
+        it (one long blocking example).  Shorter, it is where a run whose roles are all
+        asleep and record nothing is called hung (the adaptive deadline's test, see
+        :meth:`_adaptive_s`), while a role that runs is still given the harness's whole
+        deadline: a loaded machine, which leaves a role runnable, cannot make a pass a
+        hang.  Either way a hang is also called as soon as every role sleeps in a wait
+        no timer ends (stillness.py).
         """
         raise_if_interrupted()
-        self.run_deadline_s = self.harness.deadline_s if deadline is None else deadline
-        if self.run_deadline_s <= 0:
+        if deadline is not None and deadline <= 0:
             raise ValueError(f"deadline must be positive, got {deadline}")
+        self.run_deadline_s = self.harness.deadline_s if deadline is None else max(deadline, self.harness.deadline_s)
+        self._asked_s = deadline
         root = self.harness.root
         scope = root.scope()
         channel = None
@@ -557,7 +562,7 @@ class Case:
                          kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0)
                 for r in roles
             ]
-            outcomes = self._dispatch(tasks, channel, explicit=deadline is not None)
+            outcomes = self._dispatch(tasks, channel)
             per_proc = {t.proc: hist.load(t.proc, t.file("hist")) for t in tasks}
             outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0), victim)
         finally:
@@ -580,9 +585,10 @@ class Case:
             return None
         return killable[self.kill[0] % len(killable)]
 
-    def _dispatch(self, tasks: List[RoleTask], channel: Any, explicit: bool) -> Dict[str, RoleOutcome]:
+    def _dispatch(self, tasks: List[RoleTask], channel: Any) -> Dict[str, RoleOutcome]:
         deadline = self.run_deadline_s
-        adaptive = None if explicit else self._adaptive_s()
+        asked = self._asked_s
+        adaptive = self._adaptive_s() if asked is None else (asked if asked < deadline else None)
         self.stillness = Stillness(window_for(deadline if adaptive is None else adaptive),
                                    enabled=self.harness.early_hangs, lenient_after=adaptive,
                                    history_paths=[t.file("hist") for t in tasks])
@@ -638,7 +644,8 @@ class Case:
         if not self.stillness.called:
             why = f"deadline {self.run_deadline_s:g}s"
         elif self.stillness.lenient:
-            why = (f"adaptive deadline {self.stillness.lenient_after:.3g}s: every process asleep, none recorded "
+            bound = "adaptive deadline" if self._asked_s is None else "the example's own deadline"
+            why = (f"{bound} {self.stillness.lenient_after:.3g}s: every process asleep, none recorded "
                    f"anything for {self.stillness.window_s:g}s")
         else:
             why = f"every process asleep in a wait without a timeout, nothing ran for {self.stillness.window_s:g}s"
@@ -652,6 +659,13 @@ class Case:
         )
         violation.hang = True
         return violation
+
+
+def patience(*seconds: float, factor: float = ADAPTIVE_DRAWN_FACTOR, floor: float = ADAPTIVE_FLOOR_S) -> float:
+    """A ``deadline=`` for :meth:`Case.run` from the durations an example drew (seconds):
+    the floor plus ``factor`` times the longest.  Generous on purpose: it only bounds a
+    run whose roles all sleep and record nothing (a role that runs gets the deadline)."""
+    return floor + factor * max(seconds, default=0.0)
 
 
 #: Units of the drawn values whose names end so (the checks' naming convention).

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from hypothesis import strategies as st
 
 from ..harness.faults import INTERRUPTS
-from ..harness.run import Case, Role
+from ..harness.run import Case, Role, patience
 from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers
 from . import roles
@@ -297,8 +297,10 @@ def receive_reports_eof_after_senders_close(backend: object, case: Case) -> None
     preflight(case)
 
     def body(data: List[bytes]) -> None:
+        # EOFError must follow the sender's close at once: a run asleep past a few
+        # seconds with nothing recorded is a receiver that never hears of it.
         out = case.run([Role("R", roles.receive_until_eof, (len(data),)),
-                        Role("S", roles.senders_then_close, (data,))])
+                        Role("S", roles.senders_then_close, (data,))], deadline=patience())
         out.value("S")
         got = data_of(out.value("R"))
         want = list(data) + ["raised EOFError"]

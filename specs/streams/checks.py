@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.history import INVOKE
-from ..harness.run import KILL_KEY, Case, Outcome, Role
+from ..harness.run import KILL_KEY, Case, Outcome, Role, patience
 from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers, delays_ms, read_sizes, write_plans
 from . import roles
@@ -71,7 +71,9 @@ def _stream_example(case: Case, plans: List[List[Blob]], read_size: int, close_d
                     killable=killable)
                for i, p in enumerate(plans)]
     reader = Role("R", roles.read_all, (read_size, total, until_eof, eof_rereads))
-    return case.run([reader] + writers)
+    # EOF must come once the last writer closed, a few drawn milliseconds in: a run whose
+    # roles all sleep without recording anything well past that is a missing EOF.
+    return case.run([reader] + writers, deadline=patience(max(close_delays, default=0) / 1000))
 
 
 @invariant(

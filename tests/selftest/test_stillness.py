@@ -128,3 +128,19 @@ def test_longest_drawn_duration_reads_units_from_names() -> None:
 ])
 def test_untimed_waits_are_told_from_timed_ones(line: str, untimed: bool) -> None:
     assert stillness.untimed_wait(line) is untimed
+
+
+def spins(proc: Proc, seconds: float) -> str:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+def test_a_short_run_deadline_never_ends_a_role_that_runs(harness: Harness) -> None:
+    """``deadline=`` below the harness's bounds only a run that sleeps and records nothing:
+    a role that computes (as a starved one on a loaded machine is runnable) goes on."""
+    assert _case(harness).run([Role("P", spins, (2.5,))], deadline=0.5).value("P") == "done"
+    with pytest.raises(Violation) as caught:
+        _case(harness).run([Role("P", polls_forever)], deadline=0.5)
+    assert "the example's own deadline 0.5s" in caught.value.got
