@@ -87,18 +87,29 @@ def test_a_role_waiting_for_its_pending_alarm_is_not_called_hung(harness: Harnes
     assert out.value("P") == "woken"
 
 
+def _closed_world_is_quiet() -> None:
+    """An early call needs every other thread of this process (and every process it
+    started) to be quiet too: a thread left sleeping by another test (the thread
+    placement's hung roles sleep for an hour) might wake a role, so, by design, no
+    early call is made then, and the test has nothing to show."""
+    if stillness.snapshot() is None:
+        pytest.skip(f"this process is not quiet, so no early call is made by design: {stillness.last_reason}")
+
+
 def test_a_deadlock_is_called_before_the_deadline(harness: Harness) -> None:
+    _closed_world_is_quiet()
     start = time.monotonic()
     with pytest.raises(Violation) as caught:  # shrinkable like any failure, not HangFound
         _case(harness).run([Role("A", reads_fifo, ("a",)), Role("B", reads_fifo, ("b",))])
     assert not isinstance(caught.value, HangFound)
-    assert "A hung in open" in caught.value.got and "without a timeout" in caught.value.got
+    assert "A hung in open" in caught.value.got and "without a timeout" in caught.value.got, stillness.last_reason
     assert caught.value.hang
     # Causality, not speed: the harness called it, not the deadline.
     assert time.monotonic() - start < DEADLINE_S
 
 
 def test_polling_forever_is_called_at_the_adaptive_deadline_only_after_passing_examples(harness: Harness) -> None:
+    _closed_world_is_quiet()
     case = _case(harness)
     case.example = {}
     assert case._adaptive_s() is not None and case._adaptive_s() >= 4.0  # before any pass: the early floor
