@@ -155,3 +155,21 @@ def test_a_short_run_deadline_never_ends_a_role_that_runs(harness: Harness) -> N
     with pytest.raises(Violation) as caught:
         _case(harness).run([Role("P", polls_forever)], deadline=0.5)
     assert "the example's own deadline 0.5s" in caught.value.got
+
+
+def test_shrinking_stops_at_its_budget_and_reports_the_best_example() -> None:
+    from hypothesis import strategies as st
+
+    h = Harness(deadline_s=DEADLINE_S, profile="standard", replays=0, shrink_budget_s=0.0)
+    try:
+        case = _case(h)
+
+        def body(x: int) -> None:
+            if x >= 1:
+                raise Violation(case.invariant.id, got=f"x={x}", expected="x < 1", call="body")
+
+        with pytest.raises(Violation) as caught:
+            case.explore(body, x=st.integers(0, 10 ** 6))  # a failing pinned one would not be shrunk at all
+        assert "Best example after" in str(caught.value), caught.value
+    finally:
+        assert h.close() == []
