@@ -33,6 +33,8 @@ class Violation(AssertionError):
         #: True when Hypothesis saw the example pass once it had failed: found intermittently.
         #: That alone is not FLAKY: the replays decide (a rare schedule, then reproducible).
         self.intermittent = False
+        #: A role hung (the harness called it): each replay costs a wait, so one is enough.
+        self.hang = False
         #: Hypothesis's failure blob for the minimal example, if it printed one; replays it
         #: exactly anywhere with the same Hypothesis version (``--ipc-replay``).
         self.blob = ""

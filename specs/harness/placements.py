@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from . import holders, worker
 from .guard import parent_guard
 from .interrupts import raise_if_interrupted
+from .stillness import Stillness
 from .worker import (
     HANG_MARKERS,
     HANG_SIGNAL,
@@ -130,7 +131,8 @@ FORK_SHIELD = {signal.SIGINT, signal.SIGTERM}
 _EXITING: List[int] = []
 
 
-def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
+               stillness: Optional[Stillness] = None) -> Dict[str, RoleOutcome]:
     settle_forked()
     pids: Dict[int, RoleTask] = {}
     # A gate: children that have opened their ends block reading it until the parent,
@@ -170,10 +172,13 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Di
                     os.close(fd)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held-back Ctrl-C raises here
         abort_at = time.monotonic() + deadline_s
-        _wait_for_eof(done_r, abort_at)
+        still = stillness or Stillness(0.0, enabled=False)
+        still.start = time.monotonic()
+        _wait_for_eof(done_r, abort_at, still)
         # A result file is written last and atomically: its worker is done, only exiting.
         finished = [pid for pid, t in pids.items() if os.path.exists(t.file("result"))]
-        statuses, killed = _wait_pids([pid for pid in pids if pid not in finished], abort_at,
+        statuses, killed = _wait_pids([pid for pid in pids if pid not in finished],
+                                      time.monotonic() if still.called else abort_at,
                                       before_abort=lambda pending: note_holders(pending, pids))
     except BaseException:
         for pid in pids:  # interrupted: no worker outlives the example
@@ -200,16 +205,17 @@ def settle_forked(timeout_s: float = GRACE_S) -> None:
         _wait_pids(pids, time.monotonic() + timeout_s, grace_s=0.0)
 
 
-def _wait_for_eof(fd: int, until: float) -> None:
-    """Wait until the pipe ``fd`` reads EOF (nobody writes to it) or ``until`` passes."""
+def _wait_for_eof(fd: int, until: float, stillness: Stillness) -> None:
+    """Wait until the pipe ``fd`` reads EOF (nobody writes to it), ``until`` passes, or
+    every worker is asleep with nothing able to wake it (``stillness``)."""
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     while True:
         raise_if_interrupted()
         left = until - time.monotonic()
-        if left <= 0:
+        if left <= 0 or stillness.still():
             return
-        if poller.poll(max(1, min(left, 1.0) * 1000)):
+        if poller.poll(max(1, stillness.nap(min(left, 1.0)) * 1000)):
             return
 
 
@@ -289,8 +295,10 @@ def _kill(pid: int, sig: int) -> None:
 
 
 # --- threads -----------------------------------------------------------------------------
-def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
+                 stillness: Optional[Stillness] = None) -> Dict[str, RoleOutcome]:
     end = time.monotonic() + deadline_s
+    still = stillness or Stillness(0.0, enabled=False)
     opened = {t.proc: threading.Event() for t in tasks if t.opens}
     detached = threading.Event()
     threads = {
@@ -307,10 +315,11 @@ def run_threaded(tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> 
         channel.detach()
     finally:
         detached.set()
+    still.start = time.monotonic()
     outcomes: Dict[str, RoleOutcome] = {}
     for task in tasks:
         th = threads[task.proc]
-        _join(th, end)
+        _join(th, end, still)
         if th.is_alive():
             frame = sys._current_frames().get(th.ident or -1)
             # innermost first, as faulthandler prints it for processes
@@ -331,13 +340,13 @@ def _wait_event(event: threading.Event, end: float) -> None:
         event.wait(min(left, 1.0))
 
 
-def _join(thread: threading.Thread, end: float) -> None:
+def _join(thread: threading.Thread, end: float, stillness: Stillness) -> None:
     while thread.is_alive():
         raise_if_interrupted()
         left = end - time.monotonic()
-        if left <= 0:
+        if left <= 0 or stillness.still():
             return
-        thread.join(min(left, 1.0))
+        thread.join(stillness.nap(min(left, 1.0)))
 
 
 # --- warm pools of spawned (or forkserver) workers ---------------------------------------
@@ -426,7 +435,8 @@ class Pool:
                     pass
             self._discard(proc, conn)
 
-    def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float) -> Dict[str, RoleOutcome]:
+    def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
+            stillness: Optional[Stillness] = None) -> Dict[str, RoleOutcome]:
         busy: List[Any] = []
         try:
             for task in tasks:
@@ -437,7 +447,7 @@ class Pool:
             _detach(channel, tasks)
             raise
         try:
-            return self._collect(tasks, busy, channel, deadline_s)
+            return self._collect(tasks, busy, channel, deadline_s, stillness or Stillness(0.0, enabled=False))
         except BaseException:
             for proc, conn in busy:
                 if (proc, conn) not in self.idle:
@@ -445,7 +455,7 @@ class Pool:
             raise
 
     def _collect(self, tasks: Sequence[RoleTask], busy: List[Any], channel: Any,
-                 deadline_s: float) -> Dict[str, RoleOutcome]:
+                 deadline_s: float, stillness: Stillness) -> Dict[str, RoleOutcome]:
         try:
             _detach(channel, tasks)
         finally:
@@ -457,6 +467,7 @@ class Pool:
         # A worker unpickles its task first, which may import the role's module:
         # allow for that on top of the deadline before aborting it.
         abort_at = time.monotonic() + deadline_s + IMPORT_ALLOWANCE_S
+        stillness.start = time.monotonic()
         pending = set(range(len(tasks)))
         dead: Dict[int, bool] = {}
         aborted: set[int] = set()
@@ -464,6 +475,8 @@ class Pool:
             now = time.monotonic()
             if now >= abort_at + GRACE_S:
                 break
+            if not aborted and stillness.still():
+                abort_at = now  # asleep with nothing to wake it: a hang now, not at the deadline
             if now >= abort_at and not aborted:
                 note_holders([busy[i][0].pid for i in pending], {busy[i][0].pid: t for i, t in enumerate(tasks)})
                 for i in pending:  # faulthandler dumps where it is stuck, then it dies
@@ -475,6 +488,7 @@ class Pool:
                 owners[busy[i][0].sentinel] = i
             raise_if_interrupted()
             timeout = min(1.0, (abort_at + GRACE_S if aborted else abort_at) - now)
+            timeout = timeout if aborted else stillness.nap(timeout)
             for ready in multiprocessing.connection.wait(list(owners), timeout=timeout):
                 i = owners[ready]
                 if i not in pending:

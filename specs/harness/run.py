@@ -36,6 +36,7 @@ from .interrupts import raise_if_interrupted
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
+from .stillness import Stillness, window_for
 from .worker import EXITS, HANG_MARKERS, RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
@@ -65,8 +66,21 @@ _FAULT_DRAWS_BY_KEY = {key: draw for key, draw, _ in _FAULT_DRAWS.values()}
 FAULT_KEYS = tuple(_FAULT_DRAWS_BY_KEY)
 #: Replays of a failing minimal example, to tell FAIL (every replay fails) from FLAKY.
 DEFAULT_REPLAYS = 3
+#: Seconds of shrinking a failure may take (from the first failing example) before the
+#: best example found so far is reported as it is, with a note: well inside Hypothesis's
+#: own five minutes, so that a failure whose examples each take seconds ends in seconds.
+SHRINK_BUDGET_S = 15.0
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
 DEFAULT_WORKER_MEMORY_MIB = 2048
+#: The adaptive deadline (see ``Case._adaptive_s``): only after this many passing examples
+#: of the same check, never below the floor, never below these multiples of the slowest
+#: passing run and of the longest duration the example drew, never above the deadline.
+ADAPTIVE_AFTER = 5
+ADAPTIVE_FLOOR_S = 2.0
+#: ... and before that many: no figure from this check yet, so a higher floor.
+ADAPTIVE_EARLY_FLOOR_S = 4.0
+ADAPTIVE_PASS_FACTOR = 20.0
+ADAPTIVE_DRAWN_FACTOR = 10.0
 
 #: signal's C core, without the enum conversions of its wrappers (typeshed has no stub for it).
 _signal: Any = importlib.import_module("_signal")
@@ -111,6 +125,18 @@ class HangFound(BaseException):
     def __init__(self, violation: Violation) -> None:
         super().__init__(str(violation))
         self.violation = violation
+
+
+class ShrinkBudgetSpent(BaseException):
+    """Raised through Hypothesis when shrinking has used :data:`SHRINK_BUDGET_S`: the
+    last failing example is the best (smallest) one found so far (a shrinker accepts
+    only smaller failing examples), so that one is reported."""
+
+    def __init__(self, violation: Violation, drawn: Dict[str, Any], spent_s: float) -> None:
+        super().__init__(str(violation))
+        self.violation = violation
+        self.drawn = drawn
+        self.spent_s = spent_s
 
 
 @dataclass
@@ -261,7 +287,8 @@ class Harness:
 
     def __init__(self, *, deadline_s: float = DEFAULT_DEADLINE_S, profile: str = "standard",
                  root_parent: Optional[str] = None, shrink: bool = True, replays: int = DEFAULT_REPLAYS,
-                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB, faults: bool = True, replay: str = "") -> None:
+                 worker_memory_mib: int = DEFAULT_WORKER_MEMORY_MIB, faults: bool = True, replay: str = "",
+                 early_hangs: bool = True, shrink_budget_s: float = SHRINK_BUDGET_S) -> None:
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
         if deadline_s <= 0:
@@ -281,6 +308,11 @@ class Harness:
         self.faults = faults
         #: A Hypothesis failure blob: every check runs exactly that example (one check at a time).
         self.replay = replay
+        #: Call a hang as soon as every process sleeps with nothing able to wake it
+        #: (stillness.py), not only at the deadline.  Off: the deadline alone.
+        self.early_hangs = early_hangs
+        #: Seconds of shrinking after the first failure before the best example so far is reported.
+        self.shrink_budget_s = shrink_budget_s
         self.root = ResourceRoot(root_parent)
         self._pools: Dict[str, Pool] = {}
         #: Per backend name: None, or what its first setup/teardown did in a probe process.
@@ -347,6 +379,14 @@ class Case:
         self.kill: Optional[Tuple[int, int]] = None  # (victim index among killable roles, delay ms)
         #: Hypothesis's failure blob of the last failing example (see ``--ipc-replay``).
         self.blob = ""
+        #: The deadline of the current run (``run(deadline=)`` or the harness's), and its watch.
+        self.run_deadline_s = harness.deadline_s
+        self._asked_s: Optional[float] = None
+        self.stillness = Stillness(window_for(harness.deadline_s), enabled=False)
+        #: Passing examples of this check so far, and the slowest run among them (seconds).
+        self.passing = 0
+        self.slowest_pass_s = 0.0
+        self._runs_s: List[float] = []  # the runs of the current example
 
     @property
     def capabilities(self) -> frozenset[str]:
@@ -362,13 +402,20 @@ class Case:
 
     # --- Hypothesis -----------------------------------------------------------------
     def explore(self, body: Callable[..., None], *, scale: float = 1.0,
-                examples: Sequence[Dict[str, Any]] = (), **strategies: st.SearchStrategy) -> None:
+                examples: Sequence[Dict[str, Any]] = (), pinned: Sequence[Dict[str, Any]] = (),
+                **strategies: st.SearchStrategy) -> None:
         """Run ``body(**drawn)`` on examples Hypothesis draws from ``strategies``.
 
-        ``examples`` are edge cases the check always runs first, whatever the
-        profile draws (Hypothesis's ``@example``): the place to pin a boundary
-        that random drawing reaches only rarely.
+        ``pinned`` are the known-hard shapes the invariant is about (a payload at
+        PIPE_BUF and PIPE_BUF + 1, capacity and capacity + 1, a message at the
+        maximum size, zero length…), run first in every profile, before any random
+        example (Hypothesis's ``@example``), so that the common bugs are found by
+        the first examples.  Each is a dict of the body's keyword values; a value may
+        be a callable, called with this case when the check runs (kernel limits are
+        read at run time).  A pinned example that names no fault runs without one.
+        ``examples`` is the older name of the same thing.
         """
+        examples = list(examples) + [{k: (v(self) if callable(v) else v) for k, v in pin.items()} for pin in pinned]
         options = dict(PROFILES[self.harness.profile])
         options["max_examples"] = max(1, int(options["max_examples"] * scale))
         if self.backend.wiring == PROCESS_ARG and self.placement in FRESH_EXAMPLES:  # a process per role
@@ -385,16 +432,28 @@ class Case:
         drawn = {key: none for fault, (key, _, none) in _FAULT_DRAWS.items()
                  if self.harness.faults and fault in self.invariant.faults and self.placement in PLACEMENTS_OF[fault]}
         strategies = dict(strategies, **{key: _FAULT_DRAWS_BY_KEY[key] for key in drawn})
-        examples = [{**drawn, **{k: v for k, v in pinned.items() if k not in FAULT_KEYS or k in drawn}}
-                    for pinned in examples]
+        examples = [{**drawn, **{k: v for k, v in pin.items() if k not in FAULT_KEYS or k in drawn}}
+                    for pin in examples]
+
+        failing: Dict[str, Any] = {}  # the first failure's time, the last failing example
 
         def example(**drawn: Any) -> None:
+            if failing and time.monotonic() - failing["at"] > self.harness.shrink_budget_s:
+                raise ShrinkBudgetSpent(failing["violation"], failing["drawn"], time.monotonic() - failing["at"])
             self.example = drawn
             self.examples_run += 1
-            self._call(body, drawn)
+            self._runs_s = []
+            try:
+                self._call(body, drawn)
+            except Violation as violation:
+                failing.setdefault("at", time.monotonic())
+                failing.update(violation=violation, drawn=drawn)
+                raise
+            self.passing += 1  # only a passing example teaches how long this check needs
+            self.slowest_pass_s = max([self.slowest_pass_s] + self._runs_s)
 
-        for pinned in reversed(list(examples)):
-            example = hypothesis.example(**pinned)(example)
+        for values in reversed(examples):
+            example = hypothesis.example(**values)(example)
         example = given(**strategies)(example)
         example = settings(deadline=None, print_blob=True, report_multiple_bugs=False,
                            suppress_health_check=list(HealthCheck), **options)(example)
@@ -419,9 +478,16 @@ class Case:
             raise self._replay(found.violation, body, min(1, self.harness.replays)) from None
         except ApiBroken as broken:
             raise broken.error from None
+        except ShrinkBudgetSpent as spent:
+            self.example = spent.drawn
+            shown = ", ".join(f"{k}={v!r}" for k, v in spent.drawn.items())
+            spent.violation.args = (f"{spent.violation.args[0]}\nBest example after {spent.spent_s:.0f}s of shrinking "
+                                    f"(the shrink budget; it may not be minimal): {shown}",)
+            self.blob = ""  # Hypothesis printed none: the reproduce line cannot replay it exactly
+            raise self._replay(spent.violation, body, self._replays_for(spent.violation)) from None
         except Violation as violation:
             self.blob = _take_blob(violation) or self.blob
-            raise self._replay(violation, body, self.harness.replays) from None
+            raise self._replay(violation, body, self._replays_for(violation)) from None
         except Flaky as flaky:
             for inner in getattr(flaky, "exceptions", ()):
                 self.blob = _take_blob(inner) or self.blob
@@ -434,6 +500,10 @@ class Case:
             unflaked.args = (f"{unflaked.args[0]}\nFailing test case (as drawn, not shrunk: it did not fail "
                              f"again): example({shown})",)
             raise self._replay(unflaked, body, self.harness.replays) from None
+
+    def _replays_for(self, violation: Violation) -> int:
+        # Each replay of a hang costs a wait: one tells a hang from a stall.
+        return min(1, self.harness.replays) if violation.hang else self.harness.replays
 
     def _call(self, body: Callable[..., None], drawn: Dict[str, Any]) -> None:
         """Run ``body`` on one drawn example; the drawn fault is the harness's to apply."""
@@ -467,10 +537,21 @@ class Case:
             deadline: Optional[float] = None) -> Outcome:
         """Set up a fresh channel, run ``roles`` in this case's placement, tear down.
 
-        ``deadline`` (seconds) extends the harness's per-example deadline for this run only,
-        for an example that waits long on purpose; it never shortens it."""
-        deadline_s = max(self.harness.deadline_s, deadline or 0.0)
+        ``deadline`` (seconds; see :func:`patience`) is this run's own bound, derived
+        from the example's parameters (a generous multiple of the timeout it drew) for
+        an outcome that needs waiting.  Longer than the harness's deadline, it replaces
+        it (one long blocking example).  Shorter, it is where a run whose roles are all
+        asleep and record nothing is called hung (the adaptive deadline's test, see
+        :meth:`_adaptive_s`), while a role that runs is still given the harness's whole
+        deadline: a loaded machine, which leaves a role runnable, cannot make a pass a
+        hang.  Either way a hang is also called as soon as every role sleeps in a wait
+        no timer ends (stillness.py).
+        """
         raise_if_interrupted()
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be positive, got {deadline}")
+        self.run_deadline_s = self.harness.deadline_s if deadline is None else max(deadline, self.harness.deadline_s)
+        self._asked_s = deadline
         root = self.harness.root
         scope = root.scope()
         scope.start_method = self.placement if self.placement in NAMED_ONLY_PLACEMENTS else "fork"
@@ -492,20 +573,24 @@ class Case:
             tasks = [
                 RoleTask(r.proc, r.fn, r.args, channel, scope.directory,
                          "pool" if self.placement in ("spawn", "forkserver") else self.placement,
-                         deadline_s, r.opens, self.harness.worker_memory,
+                         self.run_deadline_s, r.opens, self.harness.worker_memory,
                          interrupt_period_s=self.interrupt_period_s,
                          kill_after_s=self.kill[1] / 1000 if self.kill and r.proc == victim else -1.0,
                          exit=r.exit)
                 for r in roles
             ]
-            outcomes = self._dispatch(tasks, channel, deadline_s)
+            outcomes = self._dispatch(tasks, channel)
             per_proc = {t.proc: hist.load(t.proc, t.file("hist")) for t in tasks}
             outcome = Outcome(self.invariant.id, outcomes, hist.History(per_proc, t0), victim)
         finally:
             problems = self._teardown(channel, scope)
         hung = [p for p, r in outcome.roles.items() if r.status == "hung"]
+        if hung and self.stillness.called:
+            # Called in a second or a few, not at the deadline: cheap enough to shrink
+            # like any failure (within the shrink budget).
+            raise self._hang_violation(outcome, hung)
         if hung:
-            raise HangFound(self._hang_violation(outcome, hung, deadline_s))
+            raise HangFound(self._hang_violation(outcome, hung))
         if problems:
             raise RuntimeError(f"cleanup failed: {problems}")
         return outcome
@@ -517,18 +602,48 @@ class Case:
             return None
         return killable[self.kill[0] % len(killable)]
 
-    def _dispatch(self, tasks: List[RoleTask], channel: Any, deadline: float) -> Dict[str, RoleOutcome]:
+    def _dispatch(self, tasks: List[RoleTask], channel: Any) -> Dict[str, RoleOutcome]:
+        deadline = self.run_deadline_s
+        asked = self._asked_s
+        adaptive = self._adaptive_s() if asked is None else (asked if asked < deadline else None)
+        self.stillness = Stillness(window_for(deadline if adaptive is None else adaptive),
+                                   enabled=self.harness.early_hangs, lenient_after=adaptive,
+                                   history_paths=[t.file("hist") for t in tasks])
+        start = time.monotonic()
         if self.placement == "fork":
-            return run_forked(tasks, channel, deadline)
-        if self.placement == "thread":
-            return run_threaded(tasks, channel, deadline)
-        if self.backend.wiring == PROCESS_ARG:  # fresh workers, the channel among their arguments
+            outcomes = run_forked(tasks, channel, deadline, self.stillness)
+        elif self.placement == "thread":
+            outcomes = run_threaded(tasks, channel, deadline, self.stillness)
+        elif self.backend.wiring == PROCESS_ARG:  # fresh workers, the channel among their arguments
             adopt_multiprocessing_tempdir()  # before the forkserver makes its socket
             try:
-                return run_inheriting(tasks, channel, deadline, self.placement)
+                outcomes = run_inheriting(tasks, channel, deadline, self.placement)
             except BackendError as exc:
                 raise ApiBroken(exc) from exc
-        return self.harness.pool(self.placement).run(tasks, channel, deadline)
+        else:
+            outcomes = self.harness.pool(self.placement).run(tasks, channel, deadline, self.stillness)
+        self._runs_s.append(time.monotonic() - start)
+        return outcomes
+
+    def _adaptive_s(self) -> Optional[float]:
+        """The adaptive deadline of the next run, or None (the deadline alone).
+
+        A run whose roles are all asleep and record nothing is called hung at the
+        largest of: a floor (``ADAPTIVE_EARLY_FLOOR_S``, and ``ADAPTIVE_FLOOR_S`` once
+        ``ADAPTIVE_AFTER`` examples of this check passed), ``ADAPTIVE_PASS_FACTOR`` times the slowest passing run of
+        this check so far, and ``ADAPTIVE_DRAWN_FACTOR`` times the longest duration this
+        example drew (plus the floor); never later than the deadline.  Why this cannot
+        turn a pass into a hang: the call also needs every thread asleep (``S``), no
+        timer and no history event for a window (stillness.py).  A slow or loaded
+        machine leaves a starved role runnable (``R``), which resets the watch; a role
+        sleeping in a timed wait the example drew wakes within the drawn duration,
+        which the bound exceeds tenfold; what is left is a role waiting for a timer the
+        check neither drew nor needed in any of its passing runs, twenty times over.
+        """
+        floor = ADAPTIVE_FLOOR_S if self.passing >= ADAPTIVE_AFTER else ADAPTIVE_EARLY_FLOOR_S
+        bound = max(floor, ADAPTIVE_PASS_FACTOR * self.slowest_pass_s,
+                    floor + ADAPTIVE_DRAWN_FACTOR * longest_drawn_s(self.example))
+        return bound if bound < self.run_deadline_s else None
 
     def _teardown(self, channel: Any, scope: Scope) -> List[str]:
         problems: List[str] = []
@@ -540,16 +655,25 @@ class Case:
                 problems.append(f"channel.teardown raised {exc!r}")
         return problems + self.harness.root.release(scope)
 
-    def _hang_violation(self, outcome: Outcome, hung: List[str], deadline_s: float) -> Violation:
+    def _hang_violation(self, outcome: Outcome, hung: List[str]) -> Violation:
         parts = []
         for proc in hung:
             pending = outcome.history.pending(proc)
             parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
-        stacks = "\n".join(f"{p} stack at the deadline (innermost first):\n{_stack(outcome.roles[p].output)}"
+        when = "when called" if self.stillness.called else "at the deadline"
+        stacks = "\n".join(f"{p} stack {when} (innermost first):\n{_stack(outcome.roles[p].output)}"
                            + _holders_note(outcome.roles[p].output) for p in hung)
         focus = [e for p in hung for e in outcome.history.of(p)[-2:]]
         first = outcome.history.pending(hung[0])
-        got = "; ".join(parts) + f" (deadline {deadline_s:g}s)"
+        if not self.stillness.called:
+            why = f"deadline {self.run_deadline_s:g}s"
+        elif self.stillness.lenient:
+            bound = "adaptive deadline" if self._asked_s is None else "the example's own deadline"
+            why = (f"{bound} {self.stillness.lenient_after:.3g}s: every process asleep, none recorded "
+                   f"anything for {self.stillness.window_s:g}s")
+        else:
+            why = f"every process asleep in a wait without a timeout, nothing ran for {self.stillness.window_s:g}s"
+        got = "; ".join(parts) + f" ({why})"
         call = first.op if first else "body"
         culprit = outcome.culprit(hung[0])
         detail = ""
@@ -557,13 +681,43 @@ class Case:
             got, call, detail = outcome._failure(culprit)
             got += f" (first; left waiting on it: {'; '.join(parts)})"
             focus = outcome.history.of(culprit)[-3:] + focus
-        return Violation(
+        violation = Violation(
             self.invariant.id,
             got=got,
             expected="every operation to return",
             call=call,
             history=outcome.history.format(outcome.setups(focus) + focus) + detail + "\n" + stacks,
         )
+        violation.hang = True
+        return violation
+
+
+def patience(*seconds: float, factor: float = ADAPTIVE_DRAWN_FACTOR, floor: float = ADAPTIVE_FLOOR_S) -> float:
+    """A ``deadline=`` for :meth:`Case.run` from the durations an example drew (seconds):
+    the floor plus ``factor`` times the longest.  Generous on purpose: it only bounds a
+    run whose roles all sleep and record nothing (a role that runs gets the deadline)."""
+    return floor + factor * max(seconds, default=0.0)
+
+
+#: Units of the drawn values whose names end so (the checks' naming convention).
+_UNITS = (("_us", 1e-6), ("_ms", 1e-3), ("_s", 1.0), ("seconds", 1.0))
+
+
+def longest_drawn_s(drawn: Any, unit: float = 0.0) -> float:
+    """The longest duration among an example's drawn values, in seconds: every number
+    (in lists, tuples and dicts too) under a name ending in ``_us``, ``_ms``, ``_s`` or
+    ``seconds``.  A duration under another name is not seen: the floor covers it."""
+    if isinstance(drawn, dict):
+        found = 0.0
+        for key, value in drawn.items():
+            scale = next((f for suffix, f in _UNITS if str(key).endswith(suffix)), unit)
+            found = max(found, longest_drawn_s(value, scale))
+        return found
+    if isinstance(drawn, (list, tuple)):
+        return max([longest_drawn_s(v, unit) for v in drawn] + [0.0])
+    if unit and isinstance(drawn, (int, float)) and not isinstance(drawn, bool):
+        return float(drawn) * unit
+    return 0.0
 
 
 def _holders_note(output: str) -> str:

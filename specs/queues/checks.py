@@ -20,8 +20,16 @@ from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short
 from ..strategies import Blob, anchored_integers
 from . import linearize as lin
 from . import roles
-from .common import concurrent, data_of, err_name, payloads, preflight
-from .protocol import NONBLOCKING, PRIORITIES, TYPE_SELECTION, QueueLimits, capacity, msgrcv_model
+from .common import concurrent, data_of, err_name, payloads, preflight, unbounded_top
+from .protocol import (
+    EMPTY_MESSAGES,
+    NONBLOCKING,
+    PRIORITIES,
+    TYPE_SELECTION,
+    QueueLimits,
+    capacity,
+    msgrcv_model,
+)
 
 FAMILY = "queue"
 
@@ -49,7 +57,11 @@ def each_receive_returns_one_whole_message(backend: object, case: Case) -> None:
                    history=out.history.format(out.history.of("R", "receive")[2 * i:2 * i + 2]))
         out.value("S")
 
-    case.explore(body, messages=st.lists(payloads(case, limits), min_size=1, max_size=8))
+    # Pinned: a message at the largest size drawn (the claimed maximum, or above every kernel
+    # buffer when none is claimed) between the smallest ones (zero-length where claimed).
+    top, low = _size_range(case, limits)
+    case.explore(body, messages=st.lists(payloads(case, limits), min_size=1, max_size=8),
+                 pinned=[{"messages": [Blob(low, 1), Blob(top, 2), Blob(low, 3)]}])
 
 
 def _delivery_example(case: Case, fillers: List[List[bytes]], consumers: int,
@@ -80,6 +92,12 @@ def receipts(out: Any) -> List[lin.Receipt]:
                 msg = (int(ident[0]), int(ident[1])) if ident else None
                 found.append(lin.Receipt(proc, msg, h.ms(invoked), h.ms(returned), e.detail))
     return found
+
+
+def _size_range(case: Case, limits: QueueLimits) -> Tuple[int, int]:
+    """The largest and smallest payload sizes :func:`payloads` draws."""
+    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
+    return top, 0 if case.claims(EMPTY_MESSAGES) else 1
 
 
 def _fillers(case: Case, limits: QueueLimits) -> st.SearchStrategy[List[List[bytes]]]:

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 from hypothesis import strategies as st
 
 from ..harness.faults import INTERRUPTS
-from ..harness.run import Case, Role
+from ..harness.run import Case, Role, patience
 from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers
 from . import roles
@@ -110,8 +110,10 @@ def full_queue_blocks_or_rejects_sender(backend: object, case: Case) -> None:
                expected=f"{[short_repr(w, 20) for w in want]}: each message exactly once, nothing more",
                call="receive", history=h.format(h.of("R")[-4:]))
 
+    # Pinned: the largest message that fills the queue, capacity + 1 of them, blocking.
     case.explore(body, size=st.sampled_from(sizes), seed=st.integers(0, 99), timeout_ms=_modes(case),
-                 delay_ms=st.integers(20, 120))
+                 delay_ms=st.integers(20, 120), pinned=[{"size": sizes[-1], "seed": 0, "timeout_ms": None,
+                                                         "delay_ms": 20}])
 
 
 @invariant(
@@ -192,7 +194,8 @@ def maximum_size_accepted_one_byte_more_rejected(backend: object, case: Case) ->
                call="receive", history=out.history.format())
 
     case.explore(body, excess=anchored_integers(1, 4096, [1, 2]), seed=st.integers(0, 99),
-                 marker=st.binary(min_size=1, max_size=8))
+                 marker=st.binary(min_size=1, max_size=8),
+                 pinned=[{"excess": 1, "seed": 0, "marker": b"m"}])  # the maximum, and one byte more
 
 
 @invariant(
@@ -294,8 +297,10 @@ def receive_reports_eof_after_senders_close(backend: object, case: Case) -> None
     preflight(case)
 
     def body(data: List[bytes]) -> None:
+        # EOFError must follow the sender's close at once: a run asleep past a few
+        # seconds with nothing recorded is a receiver that never hears of it.
         out = case.run([Role("R", roles.receive_until_eof, (len(data),)),
-                        Role("S", roles.senders_then_close, (data,))])
+                        Role("S", roles.senders_then_close, (data,))], deadline=patience())
         out.value("S")
         got = data_of(out.value("R"))
         want = list(data) + ["raised EOFError"]

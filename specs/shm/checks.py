@@ -65,7 +65,9 @@ def write_visible_to_other_processes_after_sync(backend: object, case: Case) -> 
     case.explore(body, payloads=st.integers(2, 4).flatmap(
         lambda k: st.lists(blobs(max_size=page + 1, min_size=1), min_size=k, max_size=k)),
         gaps=st.lists(anchored_integers(0, page, [0, 1, page - 1]), min_size=4, max_size=4),
-        tail=st.sampled_from([0, 1, page]))
+        tail=st.sampled_from([0, 1, page]),
+        # Pinned: adjacent writes, the second straddling a page boundary (page + 1 bytes).
+        pinned=[{"payloads": [Blob(1, 1), Blob(page + 1, 2)], "gaps": [0, 0, 0, 0], "tail": 0}])
 
 
 @invariant(
@@ -114,7 +116,8 @@ def new_segment_has_requested_size_and_fill(backend: object, case: Case) -> None
                expected=f"every byte {fill:#04x} (the backend's claimed fill)", call="read",
                history=out.history.format())
 
-    case.explore(body, size=segment_sizes())
+    # Pinned: one byte, and a page + 1 (a size that is not a whole number of pages).
+    case.explore(body, size=segment_sizes(), pinned=[{"size": 1}, {"size": lambda c: limits.page_size() + 1}])
 
 
 @invariant(

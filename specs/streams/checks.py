@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.history import INVOKE
-from ..harness.run import KILL_KEY, Case, Outcome, Role
+from ..harness.run import KILL_KEY, Case, Outcome, Role, patience
 from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers, delays_ms, read_sizes, write_plans
 from . import roles
@@ -71,7 +71,9 @@ def _stream_example(case: Case, plans: List[List[Blob]], read_size: int, close_d
                     killable=killable)
                for i, p in enumerate(plans)]
     reader = Role("R", roles.read_all, (read_size, total, until_eof, eof_rereads))
-    return case.run([reader] + writers)
+    # EOF must come once the last writer closed, a few drawn milliseconds in: a run whose
+    # roles all sleep without recording anything well past that is a missing EOF.
+    return case.run([reader] + writers, deadline=patience(max(close_delays, default=0) / 1000))
 
 
 @invariant(
@@ -94,8 +96,13 @@ def bytes_arrive_complete_and_in_order(backend: object, case: Case) -> None:
                 out.value(p)
         _check_substreams(case, got, plans, out.history.format(), out.victim)
 
+    # Pinned: one write of PIPE_BUF + 1 (the first size the kernel may split), read a
+    # PIPE_BUF at a time; and one of capacity + 1 (a write that must block part-way).
+    pb = limits.pipe_buf()
     case.explore(body, plans=_writers(case).flatmap(
-        lambda k: st.lists(write_plans(max_size=3 * cap), min_size=k, max_size=k)), read_size=read_sizes())
+        lambda k: st.lists(write_plans(max_size=3 * cap), min_size=k, max_size=k)), read_size=read_sizes(),
+        pinned=[{"plans": [[Blob(pb + 1, 1)]], "read_size": pb},
+                {"plans": [[Blob(cap + 1, 2)]], "read_size": 65536}])
 
 
 @invariant(
@@ -134,7 +141,8 @@ def eof_after_last_writer_closes(backend: object, case: Case) -> None:
     case.explore(body, plans=_writers(case).flatmap(
         lambda k: st.lists(write_plans(max_size=2 * limits.pipe_buf(), max_writes=3), min_size=k, max_size=k)),
         close_delays=st.lists(delays_ms(max_ms=40), min_size=1, max_size=8), read_size=read_sizes(),
-        examples=[killed_early])
+        # ... and a writer that writes nothing but an empty write: EOF comes only at its close.
+        pinned=[killed_early, {"plans": [[Blob(0)]], "close_delays": [20], "read_size": 1}])
 
 
 @invariant(
@@ -175,7 +183,9 @@ def small_writes_never_interleave(backend: object, case: Case) -> None:
             seq[w] = seq.get(w, 0) + 1
 
     case.explore(body, writers=st.integers(2, 8), records=st.integers(1, 40),
-                 size=anchored_integers(2, pb, [2, 512, pb - 1, pb]))
+                 size=anchored_integers(2, pb, [2, 512, pb - 1, pb]),
+                 # Pinned: records of exactly PIPE_BUF, the largest that must stay whole.
+                 pinned=[{"writers": 4, "records": 20, "size": pb}])
 
 
 @invariant(
@@ -207,7 +217,9 @@ def full_buffer_blocks_writer_until_reader_drains(backend: object, case: Case) -
                         f"({extra} bytes above the capacity bound)", call="write", history=h.format(wrote + drain))
 
     case.explore(body, scale=0.5, extra=st.integers(1, 3 * limits.pipe_capacity()),
-                 chunk=st.sampled_from([limits.pipe_buf(), 65536, 1 << 20]), delay_ms=st.integers(100, 250))
+                 chunk=st.sampled_from([limits.pipe_buf(), 65536, 1 << 20]), delay_ms=st.integers(100, 250),
+                 # Pinned: capacity + 1 bytes, the least that must block.
+                 pinned=[{"extra": 1, "chunk": limits.pipe_buf(), "delay_ms": 100}])
 
 
 @invariant(
@@ -251,7 +263,9 @@ def zero_length_write_is_not_eof(backend: object, case: Case) -> None:
 
     blob = st.builds(Blob, st.integers(0, 2 * limits.pipe_buf()), st.integers(0, 99))
     case.explore(body, before=blob, after=st.builds(Blob, st.integers(1, 2 * limits.pipe_buf()), st.integers(0, 99)),
-                 read_size=read_sizes())
+                 read_size=read_sizes(),
+                 # Pinned: the empty write first, one byte after it, read a byte at a time.
+                 pinned=[{"before": Blob(0), "after": Blob(1, 0), "read_size": 1}])
 
 
 @invariant(
