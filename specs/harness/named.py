@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from .resources import NAME_PREFIX, SHM_BASE, scratch_bases
+from .resources import NAME_PREFIX, ROOT_PREFIX, RUN_TAG_ENV, SHM_BASE, scratch_bases, worker_tag
 
 MQUEUE_BASE = "/dev/mqueue"
 #: How long a candidate must outlive the end of the test to count: a neighbour's
@@ -145,8 +145,11 @@ def _judge(new: FrozenSet[Seen], journalled: List[str]) -> List[Finding]:
     sysv = [s for s in new if s.where.startswith("sysv:")]
     idents = _suite_journalled(journalled) if sysv else set()
     held = _held_outside({os.path.join(s.where, s.ident) for s in new if s not in sysv}, tree)
+    foreign = _foreign_run_tags(tree) if len(sysv) < len(new) else set()
     found: List[Finding] = []
     for seen in sorted(new, key=lambda s: (s.where, s.ident)):
+        if seen not in sysv and any(tag in seen.ident for tag in foreign):
+            continue  # named with another live run's tag: that run's audit judges it
         finding = _sysv_finding(seen, tree, idents) if seen in sysv else _file_finding(seen, held)
         if finding is not None:
             found.append(finding)
@@ -296,6 +299,30 @@ def _held_outside(paths: Set[str], tree: Set[int]) -> Set[str]:
         except OSError:
             continue  # gone meanwhile, or another user's
     return held
+
+
+def _foreign_run_tags(tree: Set[int]) -> Set[str]:
+    """The run tags (``IPCC_RUN_TAG`` in the environment they started with) of the live
+    owners of other runs' roots, outside this process's tree: a run that names objects
+    with its own tag (the chaos gallery's leaking twins do, so that their self-test can
+    find them) has them judged by its own audit, not by a neighbour's that happened to
+    be running a test when they appeared."""
+    own = worker_tag()
+    tags: Set[str] = set()
+    for base in dict.fromkeys(scratch_bases() + [SHM_BASE]):
+        for owner in glob.glob(os.path.join(base, ROOT_PREFIX + "*", "owner")):
+            try:
+                with open(owner) as f:
+                    pid = int(f.read().split()[0])
+                if pid in tree:
+                    continue
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, another user's, or being written
+            prefix = RUN_TAG_ENV.encode() + b"="
+            tags.update(e[len(prefix):].decode(errors="replace") for e in env if e.startswith(prefix))
+    return {t for t in tags if len(t) >= 8 and t not in own and own not in t}
 
 
 def _suite_journalled(own: Iterable[str]) -> Set[str]:

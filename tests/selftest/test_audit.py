@@ -131,3 +131,37 @@ def test_a_segment_this_process_created_is_reported_and_removed() -> None:
 
 def test_the_header_says_when_message_queues_cannot_be_audited() -> None:
     assert bool(named.unaudited()) != named.mqueue_mounted()
+
+
+def test_an_object_named_with_another_live_runs_tag_is_that_runs_business(tmp_path: object) -> None:
+    """Two pytest-xdist workers: one runs the chaos gallery's leaking twins in a sub-run
+    whose names carry its run tag; the other's audit must not blame its own backend for
+    them (the sub-run's own audit reports them)."""
+    import tempfile
+
+    from ipc_specs.harness.resources import ROOT_PREFIX, RUN_TAG_ENV, scratch_bases
+
+    tag = f"foreign{secrets.token_hex(6)}"
+    sleeper = subprocess.run(  # re-parented away from us, like another run's process
+        ["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], stdout=subprocess.PIPE, check=True,
+        env=dict(os.environ, **{RUN_TAG_ENV: tag}), timeout=10).stdout.split()[0]
+    root = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=scratch_bases()[0])
+    theirs, ours = f"/leak-{tag}-{secrets.token_hex(4)}", _name()
+    try:
+        with open(os.path.join(root, "owner"), "w") as f:
+            f.write(sleeper.decode())
+        before = audit.take()
+        for name in (theirs, ours):
+            posix_ipc.Semaphore(name, posix_ipc.O_CREX, 0o600, 0).close()
+        found = audit.leaks(before, audit.take())
+        assert not [line for line in found if tag in line], found
+        assert [line for line in found if ours in line], found  # the rule is not "ignore everything"
+    finally:
+        os.kill(int(sleeper), 9)
+        for name in (theirs, ours):
+            try:
+                posix_ipc.unlink_semaphore(name)
+            except posix_ipc.ExistentialError:
+                pass
+        os.remove(os.path.join(root, "owner"))
+        os.rmdir(root)
