@@ -441,7 +441,8 @@ class Case:
             if failing and time.monotonic() - failing["at"] > self.harness.shrink_budget_s:
                 raise ShrinkBudgetSpent(failing["violation"], failing["drawn"], time.monotonic() - failing["at"])
             self.example = drawn
-            self.examples_run += 1
+            if not failing:  # the examples a verdict rests on: shrinking steps are not more evidence
+                self.examples_run += 1
             self._runs_s = []
             try:
                 self._call(body, drawn)
