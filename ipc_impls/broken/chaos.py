@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, List
 
-from ipc_specs.harness.resources import Scope, worker_tag
+from ipc_specs.harness.resources import Scope, tag_key_base, worker_tag
 
 from .._endpoints import BytesLike, FdReader, FdWriter, require_bytes
 from ..streams import PipeBackend, PipeChannel
@@ -160,7 +160,16 @@ class LeaksSysvSegmentBackend(PipeBackend):
     def setup(self, scope: Scope) -> PipeChannel:
         import sysv_ipc
 
-        shm = sysv_ipc.SharedMemory(None, sysv_ipc.IPC_CREX, mode=0o600, size=4096)
+        # Its key carries the run's tag (as leak_prefix() does for names), so that the self-test
+        # running it can tell its segments from a neighbour's; the audit must still find them.
+        base = tag_key_base(worker_tag())
+        while True:
+            try:
+                shm = sysv_ipc.SharedMemory(base | secrets.randbelow(1 << 16), sysv_ipc.IPC_CREX, mode=0o600,
+                                            size=4096)
+                break
+            except sysv_ipc.ExistentialError:
+                continue  # that key is taken: draw another
         shm.detach()  # detached, not removed: the segment outlives every process
         return PipeChannel()
 

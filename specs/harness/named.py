@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from .resources import NAME_PREFIX, ROOT_PREFIX, RUN_TAG_ENV, SHM_BASE, scratch_bases, worker_tag
+from .resources import NAME_PREFIX, RUN_TAG_ENV, SHM_BASE, scratch_bases, tag_key_base, worker_tag
 
 MQUEUE_BASE = "/dev/mqueue"
 #: How long a candidate must outlive the end of the test to count: a neighbour's
@@ -145,11 +145,12 @@ def _judge(new: FrozenSet[Seen], journalled: List[str]) -> List[Finding]:
     sysv = [s for s in new if s.where.startswith("sysv:")]
     idents = _suite_journalled(journalled) if sysv else set()
     held = _held_outside({os.path.join(s.where, s.ident) for s in new if s not in sysv}, tree)
-    foreign = _foreign_run_tags(tree) if len(sysv) < len(new) else set()
+    foreign = _foreign_run_tags(tree)
+    foreign_keys = {tag_key_base(tag) for tag in foreign}
     found: List[Finding] = []
     for seen in sorted(new, key=lambda s: (s.where, s.ident)):
-        if seen not in sysv and any(tag in seen.ident for tag in foreign):
-            continue  # named with another live run's tag: that run's audit judges it
+        if ((seen.stamp & 0x7FFF0000) in foreign_keys) if seen in sysv else any(t in seen.ident for t in foreign):
+            continue  # named (keyed) with another live run's tag: that run's audit judges it
         finding = _sysv_finding(seen, tree, idents) if seen in sysv else _file_finding(seen, held)
         if finding is not None:
             found.append(finding)
@@ -302,26 +303,24 @@ def _held_outside(paths: Set[str], tree: Set[int]) -> Set[str]:
 
 
 def _foreign_run_tags(tree: Set[int]) -> Set[str]:
-    """The run tags (``IPCC_RUN_TAG`` in the environment they started with) of the live
-    owners of other runs' roots, outside this process's tree: a run that names objects
-    with its own tag (the chaos gallery's leaking twins do, so that their self-test can
-    find them) has them judged by its own audit, not by a neighbour's that happened to
-    be running a test when they appeared."""
+    """The run tags (``IPCC_RUN_TAG`` in the environment they started with) of this user's
+    live processes outside this process's tree: a run that names objects with its own tag
+    (the chaos gallery's leaking twins do, so that their self-test can find them) has them
+    judged by its own audit, not by a neighbour's that happened to be running a test when
+    they appeared.  Read from ``/proc/<pid>/environ`` (the start-up environment), and only
+    when something new survived the cheaper tests."""
     own = worker_tag()
+    prefix = RUN_TAG_ENV.encode() + b"="
     tags: Set[str] = set()
-    for base in dict.fromkeys(scratch_bases() + [SHM_BASE]):
-        for owner in glob.glob(os.path.join(base, ROOT_PREFIX + "*", "owner")):
-            try:
-                with open(owner) as f:
-                    pid = int(f.read().split()[0])
-                if pid in tree:
-                    continue
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    env = f.read().split(b"\0")
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile, another user's, or being written
-            prefix = RUN_TAG_ENV.encode() + b"="
-            tags.update(e[len(prefix):].decode(errors="replace") for e in env if e.startswith(prefix))
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in tree:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or another user's
+        tags.update(e[len(prefix):].decode(errors="replace") for e in env if e.startswith(prefix))
     return {t for t in tags if len(t) >= 8 and t not in own and own not in t}
 
 

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -64,6 +65,13 @@ def worker_tag() -> str:
         tag = f"{tag}{worker}"
     os.environ[RUN_TAG_ENV] = tag
     return tag
+
+
+def tag_key_base(tag: str) -> int:
+    """System V keys a run may mark its own objects with: ``base | n`` for n < 2**16.  A
+    System V object has no name to carry a run's tag; a key derived from it does the
+    same for a neighbour's leak audit (see ``named.py``)."""
+    return (zlib.crc32(tag.encode()) & 0x7FFF) << 16
 
 
 @dataclass

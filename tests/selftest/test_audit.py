@@ -133,23 +133,18 @@ def test_the_header_says_when_message_queues_cannot_be_audited() -> None:
     assert bool(named.unaudited()) != named.mqueue_mounted()
 
 
-def test_an_object_named_with_another_live_runs_tag_is_that_runs_business(tmp_path: object) -> None:
+def test_an_object_named_with_another_live_runs_tag_is_that_runs_business() -> None:
     """Two pytest-xdist workers: one runs the chaos gallery's leaking twins in a sub-run
     whose names carry its run tag; the other's audit must not blame its own backend for
     them (the sub-run's own audit reports them)."""
-    import tempfile
-
-    from ipc_specs.harness.resources import ROOT_PREFIX, RUN_TAG_ENV, scratch_bases
+    from ipc_specs.harness.resources import RUN_TAG_ENV
 
     tag = f"foreign{secrets.token_hex(6)}"
     sleeper = subprocess.run(  # re-parented away from us, like another run's process
         ["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], stdout=subprocess.PIPE, check=True,
         env=dict(os.environ, **{RUN_TAG_ENV: tag}), timeout=10).stdout.split()[0]
-    root = tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=scratch_bases()[0])
     theirs, ours = f"/leak-{tag}-{secrets.token_hex(4)}", _name()
     try:
-        with open(os.path.join(root, "owner"), "w") as f:
-            f.write(sleeper.decode())
         before = audit.take()
         for name in (theirs, ours):
             posix_ipc.Semaphore(name, posix_ipc.O_CREX, 0o600, 0).close()
@@ -163,5 +158,23 @@ def test_an_object_named_with_another_live_runs_tag_is_that_runs_business(tmp_pa
                 posix_ipc.unlink_semaphore(name)
             except posix_ipc.ExistentialError:
                 pass
-        os.remove(os.path.join(root, "owner"))
-        os.rmdir(root)
+
+
+def test_a_segment_keyed_with_another_live_runs_tag_is_that_runs_business() -> None:
+    """The same for System V, whose objects have no name: a key derived from the run's tag
+    (``tag_key_base``) marks them, as the chaos gallery's leaking segment does."""
+    from ipc_specs.harness.resources import RUN_TAG_ENV, tag_key_base
+
+    tag = f"foreign{secrets.token_hex(6)}"
+    sleeper = subprocess.run(
+        ["sh", "-c", "sleep 20 >/dev/null 2>&1 & echo $!"], stdout=subprocess.PIPE, check=True,
+        env=dict(os.environ, **{RUN_TAG_ENV: tag}), timeout=10).stdout.split()[0]
+    before = audit.take()
+    seg = sysv_ipc.SharedMemory(tag_key_base(tag) | secrets.randbelow(1 << 16), sysv_ipc.IPC_CREX, mode=0o600,
+                                size=4096)
+    seg.detach()
+    try:
+        assert _leaks(before) == []
+    finally:
+        os.kill(int(sleeper), 9)
+        sysv_ipc.remove_shared_memory(seg.id)
