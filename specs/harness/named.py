@@ -257,6 +257,8 @@ def _process_tree() -> Set[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Unlike ``resources._pid_alive``, a zombie counts as alive: its parent, outside this
+    tree, has not reaped it yet, so what it created is still that neighbour's to clean up."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -93,19 +93,39 @@ def _closed_world_is_quiet() -> None:
     placement's hung roles sleep for an hour) might wake a role, so, by design, no
     early call is made then, and the test has nothing to show."""
     if stillness.snapshot() is None:
-        pytest.skip(f"this process is not quiet, so no early call is made by design: {stillness.last_reason}")
+        why = f"this process is not quiet, so no early call is made by design: {stillness.last_reason}"
+        if os.environ.get(MUST_BE_QUIET):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+#: Set in the fresh interpreter of the test below: there the process is quiet, so a skip is a failure.
+MUST_BE_QUIET = "IPCC_TEST_STILLNESS_MUST_BE_QUIET"
+EARLY_CALL_TESTS = ("test_a_deadlock_is_called_before_the_deadline",
+                    "test_polling_forever_is_called_at_the_adaptive_deadline_only_after_passing_examples",
+                    "test_a_short_run_deadline_never_ends_a_role_that_runs")
+
+
+def test_early_calls_are_checked_in_a_quiet_interpreter() -> None:
+    """In a long session (under pytest-xdist, after the thread placement's hung roles have
+    been left sleeping) the early-call tests skip by design; so they also run here, alone
+    in a fresh interpreter, where skipping would be a failure."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-q",
+                          __file__, "-k", " or ".join(EARLY_CALL_TESTS)],
+                         env=dict(os.environ, **{MUST_BE_QUIET: "1"}), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and f"{len(EARLY_CALL_TESTS)} passed" in out.stdout, out.stdout[-3000:]
 
 
 def test_a_deadlock_is_called_before_the_deadline(harness: Harness) -> None:
     _closed_world_is_quiet()
-    start = time.monotonic()
     with pytest.raises(Violation) as caught:  # shrinkable like any failure, not HangFound
         _case(harness).run([Role("A", reads_fifo, ("a",)), Role("B", reads_fifo, ("b",))])
     assert not isinstance(caught.value, HangFound)
     assert "A hung in open" in caught.value.got and "without a timeout" in caught.value.got, stillness.last_reason
-    assert caught.value.hang
-    # Causality, not speed: the harness called it, not the deadline.
-    assert time.monotonic() - start < DEADLINE_S
+    assert caught.value.hang  # and "without a timeout" above says stillness called it, not the deadline
 
 
 def test_polling_forever_is_called_at_the_adaptive_deadline_only_after_passing_examples(harness: Harness) -> None:
@@ -152,6 +172,7 @@ def test_a_short_run_deadline_never_ends_a_role_that_runs(harness: Harness) -> N
     """``deadline=`` below the harness's bounds only a run that sleeps and records nothing:
     a role that computes (as a starved one on a loaded machine is runnable) goes on."""
     assert _case(harness).run([Role("P", spins, (2.5,))], deadline=0.5).value("P") == "done"
+    harness.settle()  # the spinning role's worker is reaped (it may still be exiting)
     _closed_world_is_quiet()  # the second half is an early call
     with pytest.raises(Violation) as caught:
         _case(harness).run([Role("P", polls_forever)], deadline=0.5)
