@@ -19,6 +19,7 @@ at most :data:`TRIES` attempts): a bug is late every time, a spike is not.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -74,3 +75,37 @@ def describe_attempts(what: str, ms: float, attempts: Sequence[Dict[str, Any]]) 
     shown = [("never ended" if a["late"] is None else f"{a['late']:.3f} ms late")
              + f" (a {ms:g} ms sleep beside it: {max(a['controls']):.3f} ms late)" for a in attempts]
     return f"{what}: " + "; ".join(shown)
+
+
+# --- a control armed beside the operation ---------------------------------------------------
+# The call and executor forms of timeouts are judged against a timer running at the same
+# moment in the same process (the guarded call may block the main thread, so the control
+# waits in a thread of its own), rather than sleeps before and after.
+
+
+class ConcurrentControl:
+    """A plain timer armed at construction: ``Event().wait(seconds)`` in a thread.  Its
+    lateness (how long after ``seconds`` it returned) measures this moment's scheduling
+    delays, the yardstick for "released promptly" (never a wall-clock bound)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lateness = 0.0
+        self.t0 = time.monotonic()  # armed now: starting its thread is part of its lateness
+        self.thread = threading.Thread(target=self._body, daemon=True)
+        self.thread.start()
+
+    def _body(self) -> None:
+        threading.Event().wait(self.seconds)
+        self.lateness = max(0.0, time.monotonic() - self.t0 - self.seconds)
+
+    def result(self) -> float:
+        self.thread.join()
+        return self.lateness
+
+
+def release_slack_ms(control_lateness_s: float) -> float:
+    """How much later than a plain timer a release may come: four times that timer's own
+    lateness in this example, and never less than 300 ms (an executor may have to kill
+    and reap a process first; a release that never comes is seconds late)."""
+    return max(4000 * control_lateness_s, 300.0)

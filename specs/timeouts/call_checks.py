@@ -13,6 +13,7 @@ from typing import Any, Dict
 
 from hypothesis import strategies as st
 
+from ..harness.control import release_slack_ms
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from . import call_roles, executor_roles
@@ -32,13 +33,6 @@ def durations_ms(case: Case, sub_second: st.SearchStrategy[int]) -> st.SearchStr
     """``sub_second`` when the backend claims to honour durations below a second, else whole
     seconds: a whole-second backend is checked for what it promises, not failed on 50 ms."""
     return sub_second if case.claims(SUB_SECOND) else st.sampled_from([1000, 2000])
-
-
-def slack_ms(control_lateness_s: float) -> float:
-    """How much later than a plain timer a release may come: four times that timer's own
-    lateness in this example, and never less than 300 ms (an executor may have to kill
-    and reap a process first; a release that never comes is seconds late)."""
-    return max(4000 * control_lateness_s, 300.0)
 
 
 @invariant(
@@ -170,7 +164,7 @@ def nested_call_keeps_outer_deadline(backend: object, case: Case) -> None:
         expect(waited >= outer_ms, case.invariant.id, got=f"the outer call raised after {waited:.3f} ms ({where})",
                expected=f"not before its own {outer_ms} ms", call="run", history=h)
         late = v["control_lateness"]
-        bound = outer_ms + late * 1000 + slack_ms(late)
+        bound = outer_ms + late * 1000 + release_slack_ms(late)
         expect(waited <= bound, case.invariant.id,
                got=f"the outer call raised after {waited:.3f} ms ({where}); a plain {outer_ms} ms timer armed at "
                    f"the same moment was {late * 1000:.3f} ms late",
@@ -191,11 +185,12 @@ def _released(case: Case, v: Dict[str, Any], ms: int, h: str) -> None:
     waited = (v["t_released"] - v["t0"]) / MS
     expect(waited >= ms, case.invariant.id, got=f"released after {waited:.3f} ms",
            expected=f"not before {ms} ms", call="run", history=h)
-    bound = ms + v["control_lateness"] * 1000 + slack_ms(v["control_lateness"])
+    slack = release_slack_ms(v["control_lateness"])
+    bound = ms + v["control_lateness"] * 1000 + slack
     expect(waited <= bound, case.invariant.id,
            got=f"released after {waited:.3f} ms; a plain {ms} ms timer armed at the same moment was "
                f"{v['control_lateness'] * 1000:.3f} ms late",
-           expected=f"released by {bound:.3f} ms (the control's time plus {slack_ms(v['control_lateness']):.0f} ms)",
+           expected=f"released by {bound:.3f} ms (the control's time plus {slack:.0f} ms)",
            call="run", history=h)
 
 

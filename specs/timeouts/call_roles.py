@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..harness.control import ConcurrentControl
 from ..harness.worker import Proc
 from .common import NEVER_EXTRA_S, NEVER_FACTOR, timeout_class
 
@@ -33,27 +34,6 @@ def wait_until(end: float, kind: str, stop: Optional[threading.Event] = None) ->
                 pass
         else:
             time.sleep(min(0.005, max(0.0, end - time.monotonic())))
-
-
-class Control:
-    """A plain timer armed at construction: ``Event().wait(seconds)`` in a thread.  Its
-    lateness (how long after ``seconds`` it returned) measures this moment's scheduling
-    delays, the yardstick for "released promptly" (never a wall-clock bound)."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.lateness = 0.0
-        self.t0 = time.monotonic()  # armed now: starting its thread is part of its lateness
-        self.thread = threading.Thread(target=self._body, daemon=True)
-        self.thread.start()
-
-    def _body(self) -> None:
-        threading.Event().wait(self.seconds)
-        self.lateness = max(0.0, time.monotonic() - self.t0 - self.seconds)
-
-    def result(self) -> float:
-        self.thread.join()
-        return self.lateness
 
 
 def signal_state() -> Tuple[Any, Tuple[float, float]]:
@@ -200,7 +180,7 @@ def nested_outer_deadline(proc: Proc, outer_ms: int, inner_ms: int, kind: str) -
         raw.run(inner_ms / 1000, blocked)  # the outer expiry may pass through it: not caught here
         wait_until(end, kind, stop)
 
-    ctl = Control(outer_ms / 1000)
+    ctl = ConcurrentControl(outer_ms / 1000)
     out["t0"] = time.monotonic_ns()
     try:
         t.run(outer_ms / 1000, outer_fn)

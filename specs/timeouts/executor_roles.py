@@ -15,8 +15,9 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
+from ..harness.control import ConcurrentControl
 from ..harness.worker import Proc
-from .call_roles import Control, give_up_at
+from .call_roles import give_up_at
 from .common import timeout_class
 
 
@@ -105,7 +106,7 @@ def released_at_deadline(proc: Proc, ms: int, grandchild: bool) -> Dict[str, Any
     end = give_up_at(t0, ms)
     # The grandchild outlives every wait of this role, unless the executor kills it.
     gc_end = t0 + 8 * ms / 1000 + 1.5 if grandchild else 0.0
-    ctl = Control(ms / 1000)
+    ctl = ConcurrentControl(ms / 1000)
     out: Dict[str, Any] = {"outcome": "returned", "t0": int(t0 * 1e9)}
     try:
         out["returned"] = repr(t.run(ms / 1000, stubborn, path, end, gc_end, stop))
