@@ -156,6 +156,7 @@ def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Tuple[st
     from ipc_specs import Violation
     from ipc_specs.harness.run import BackendCrashed
 
+    from .contain import ChildCrashed
     from .report import first_line
 
     if report.skipped:
@@ -172,7 +173,8 @@ def _verdict(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Tuple[st
         qualifier = head[head.index("("):] + " " if "(" in head else ""
         detail = f"{qualifier}got={exc.got}, but should be {exc.expected} [{exc.call}]"
         return ("flaky" if exc.flaky else "fail"), detail, f"{exc}\n{notes}".strip(), replays, exc.flaky
-    if isinstance(exc, BackendCrashed):
-        return "crashed", f"crashed: {exc}", str(exc), None, False
+    if isinstance(exc, (BackendCrashed, ChildCrashed)):
+        stack = getattr(exc, "stack", "")
+        return "crashed", f"crashed: {exc}", f"{exc}\n\n{stack}".strip(), None, False
     text = f"{type(exc).__name__}: {exc}" if exc is not None else str(report.longrepr)
     return "error", first_line(text), str(report.longrepr)[-4000:], None, False

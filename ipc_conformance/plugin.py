@@ -195,6 +195,43 @@ def pytest_xdist_node_collection_finished(node: Any, ids: List[str]) -> None:
         _STATE["collector"].schedule(ids)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
+    """Without pytest-xdist, conformance checks run in a child forked from pytest, so that a
+    backend that crashes cannot take the run down (see :mod:`.contain`)."""
+    if not _STATE.get("active"):
+        return None
+    from . import contain
+
+    if not contain.wanted(item):
+        return None
+    if _STATE.get("contain_root") is None:
+        from ipc_specs.harness.resources import ResourceRoot, worker_tag
+
+        worker_tag()  # made here, so that every child's objects carry this run's tag
+        _STATE["contain_root"] = ResourceRoot()
+    removed = contain.run_contained(item, nextitem, _STATE["contain_root"].path,
+                                    enter=_fresh_harness, leave=_close_harness)
+    _STATE.setdefault("contained_debris", []).extend(removed)
+    return True
+
+
+def _fresh_harness() -> None:
+    """In the runner: a harness made before the fork (pools, root) is the parent's; the
+    runner makes its own on first use.  The parent's stays referenced: no finalizer of it
+    may run here."""
+    _STATE["parents_harness"] = _STATE.get("harness")
+    _STATE["harness"] = None
+
+
+def _close_harness() -> None:
+    h = _STATE.pop("harness", None)
+    if h is not None:
+        problems = h.close()
+        if problems:
+            print(f"ipc-conformance: cleanup problems: {problems}")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
@@ -223,8 +260,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def _reproduce_crash(collector: Collector, nodeid: str) -> None:
-    """A crashed case's reproduce line runs it under one xdist worker (``-n 1``): with ``-n 0``
-    the crash would take the whole run down again instead of being reported as a crash."""
+    """A case whose xdist worker died gets the reproduce line every other verdict gets
+    (``-n 0``: the crash is contained there too, see :mod:`.contain`)."""
     from . import reproduce
     from .collector import case_of
 
@@ -234,7 +271,7 @@ def _reproduce_crash(collector: Collector, nodeid: str) -> None:
         return
     test_id = nodeid.rsplit("::", 1)[-1]
     line = reproduce.command(source=source, test_id=test_id, opts=_STATE["options"], blob="", flaky=False)
-    collector.cells[key[:2]].placements[key[2]]["reproduce"] = line.replace(" -n 0 ", " -n 1 ")
+    collector.cells[key[:2]].placements[key[2]]["reproduce"] = line
 
 
 def _show_progress(collector: Collector) -> None:
@@ -288,8 +325,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from ipc_specs.harness.resources import sweep_debris
 
+    from .contain import shutdown
+
     collector = _STATE["collector"]
-    late = sweep_debris()
+    late = _STATE.pop("contained_debris", []) + shutdown() + sweep_debris()
     collector.debris += late
     _STATE["late_debris"] = late
     if exitstatus == pytest.ExitCode.USAGE_ERROR:
@@ -321,7 +360,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     for line in _STATE.get("late_debris", []):
-        tr.write_line(f"ipc-conformance: removed debris of a worker of this run that died: {line}")
+        tr.write_line(f"ipc-conformance: removed debris of a process of this run that died: {line}")
     collector = _STATE["collector"]
     if not _judging(collector) or _STATE.get("quiet"):
         return
@@ -351,11 +390,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    h = _STATE.pop("harness", None)
-    if h is not None:
-        problems = h.close()
-        if problems:
-            print(f"ipc-conformance: cleanup problems: {problems}")
+    _close_harness()
+    root = _STATE.pop("contain_root", None)
+    if root is not None:
+        from .contain import shutdown
+
+        shutdown()  # if the session did not finish (an internal error): the runner goes too
+        root.close()
     if _STATE.pop("sigterm_installed", False):
         from ipc_specs.harness import interrupts
 

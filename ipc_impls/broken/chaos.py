@@ -40,13 +40,14 @@ class Chaos:
 
 
 #: What they claim: os-pipe's claims but thread safety.  In the thread placement a
-#: fault would strike the pytest process itself, which no harness can report on.
+#: fault strikes the process that runs the check (pytest's, or under ``-n 0`` the
+#: child it forks per check): that is ``chaos-segfaults-in-thread``'s lesson alone.
 CLAIMS = PipeBackend.capabilities - {"thread_safe"}
 
 
-def _variant(name: str, channel_cls: type) -> Any:
+def _variant(name: str, channel_cls: type, claims: Any = CLAIMS) -> Any:
     return type(channel_cls.__name__ + "Backend", (PipeBackend,),
-                {"name": name, "capabilities": CLAIMS, "setup": lambda self, scope: channel_cls()})()
+                {"name": name, "capabilities": claims, "setup": lambda self, scope: channel_cls()})()
 
 
 class _HalfThenWriter(FdWriter):
@@ -226,6 +227,25 @@ class TeardownExitsBackend(PipeBackend):
         return ExitingTeardown()
 
 
+class SetupSegfaultsLaterBackend(PipeBackend):
+    """``setup`` segfaults on its third call in one process: the probe's single call
+    passes, so the crash strikes the process that runs the check.  pytest-xdist reports
+    its worker's death; under ``-n 0`` the check runs in a child forked for it
+    (``ipc_conformance/contain.py``).  Either way the run goes on."""
+
+    name = "chaos-setup-segfaults-later"
+    capabilities = CLAIMS
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def setup(self, scope: Scope) -> PipeChannel:
+        self.calls += 1
+        if self.calls == 3:
+            ctypes.string_at(0)  # reads address 0: SIGSEGV
+        return PipeChannel()
+
+
 CHAOS: List[Chaos] = [
     Chaos(_variant("chaos-blocks-forever", BlocksForeverPipe), "fail", "hung in write",
           "At the deadline the parent aborts the worker; faulthandler shows where it was stuck."),
@@ -247,10 +267,17 @@ CHAOS: List[Chaos] = [
           "setup() runs first in a probe process: a crash there is the backend's verdict, not the run's end."),
     Chaos(TeardownExitsBackend(), "crashed", "teardown() exited the process with code 3",
           "The probe calls teardown() too: a library that exits from its cleanup cannot end the run."),
+    Chaos(SetupSegfaultsLaterBackend(), "crashed", "died by SIGSEGV",
+          "A crash the probe cannot see ends only the process that ran the check, never the run."),
 ]
 
-#: The two whose parent-side calls crash (``tests/selftest/test_verdicts.py``).
-PARENT_CRASHERS = [c.backend for c in CHAOS if c.verdict == "crashed"]
+#: The two whose first parent-side call crashes (``tests/selftest/test_verdicts.py``).
+PARENT_CRASHERS = [c.backend for c in CHAOS if c.backend.name in ("chaos-setup-segfaults", "chaos-teardown-exits")]
+
+#: Crashes of the process running the check that need more than one call to show, or the
+#: thread placement (``tests/selftest/test_verdicts.py``, with and without pytest-xdist).
+LATE_CRASHERS = [SetupSegfaultsLaterBackend(),
+                 _variant("chaos-segfaults-in-thread", SegfaultsPipe, PipeBackend.capabilities)]
 
 #: For ``--ipc-backend ipc_impls.broken.chaos:BACKENDS``.
 BACKENDS = [c.backend for c in CHAOS]

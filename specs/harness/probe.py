@@ -9,9 +9,11 @@ verdict, ``crashed``, and the parent never makes the call itself.  A probe
 that raises is not judged here: the real call, in the parent, reports the
 exception with its traceback.
 
-Only a crash that happens on the first call is contained this way; one that
-needs several examples to show still takes the process down.  Under
-pytest-xdist the controller then reports the test as crashed, never as a pass.
+Only a crash that happens on the first call is seen this way; one that needs
+several examples to show takes down the process that runs the check: under
+pytest-xdist a worker, which the controller reports as crashed; under ``-n 0``
+the runner the plugin forks for the checks (``ipc_conformance/contain.py``).
+Either way the verdict is ``crashed`` and the run goes on.
 """
 
 from __future__ import annotations

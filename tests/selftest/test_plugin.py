@@ -277,9 +277,12 @@ def test_a_hung_backend_fails_within_its_deadline_and_leaves_nothing(tmp_path: P
     assert_nothing_left(tmp_path, tag)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path, signum: int) -> None:
-    tag = f"t{os.getpid()}{signal.Signals(signum).name.lower()}"
+@pytest.mark.parametrize("signum, group", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-to-the-group"])
+def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path, signum: int, group: bool) -> None:
+    """To pytest alone (``kill``), or to its whole process group as a terminal's Ctrl-C does:
+    then the runner that ``-n 0`` forks for the checks (contain.py) gets it at the same time."""
+    tag = f"t{os.getpid()}{signal.Signals(signum).name.lower()}{'g' if group else ''}"
     (tmp_path / "badbackends.py").write_text(BAD_MODULE)
     (tmp_path / "tmp").mkdir()
     env = dict(os.environ, PYTHONPATH=str(tmp_path), TMPDIR=str(tmp_path / "tmp"),
@@ -293,7 +296,7 @@ def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path,
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert wait_for_example(tmp_path / "tmp", tag), "no example started"  # it holds a journalled object
-    os.kill(proc.pid, signum)
+    (os.killpg if group else os.kill)(proc.pid, signum)
     output = proc.communicate(timeout=60)[0].decode()
     assert "KeyboardInterrupt" in output or "Interrupted" in output or "!!!" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
@@ -353,15 +356,15 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
         os.killpg(proc.pid, signal.SIGKILL)  # a hung run fails this test, and leaves nothing running
         raise
     assert "crashed" in output, output  # pytest-xdist's own report of the dead worker
-    assert "removed debris of a worker of this run that died" in output, output
+    assert "removed debris of a process of this run that died" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
     # A crashed cell is never a pass: the same verdict in the exit code, matrix and report.
     assert proc.returncode == 1
     data = json.loads(report.read_text())
     cell = data["results"][0]["placements"]["fork"]
     assert cell["verdict"] == "crashed" and "worker running it died" in cell["detail"], cell
-    # Its reproduce line keeps the crash inside an xdist worker (-n 0 would end the run again).
-    assert " -n 1 -k " in cell["reproduce"] and "badbackends:HangingNamedBackend" in cell["reproduce"], cell
+    # Its reproduce line is every verdict's: -n 0 runs the check in a runner that may crash (contain.py).
+    assert " -n 0 -k " in cell["reproduce"] and "badbackends:HangingNamedBackend" in cell["reproduce"], cell
     assert data["status"] == "FAILED" and "ipc-conformance: FAILED: 1 CRASH" in output, output
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,30 @@ def test_a_crash_in_the_parents_own_calls_is_a_crash_cell_everywhere(tmp_path: P
     assert sorted(matrix_marks(out.stdout)) == ["CRASH", "CRASH", "pass"]
     markdown = to_markdown(data)
     assert markdown.count("| CRASH |") == 2 and "**FAILED**" in markdown
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_a_crash_the_probe_cannot_see_ends_only_its_own_check(tmp_path: Path, workers: List[str]) -> None:
+    """setup() crashing on a later example, a role of the thread placement segfaulting: under
+    xdist the worker dies, under -n 0 the child forked for the check (contain.py); the run goes on."""
+    out, data = suite(tmp_path, "--pyargs", "ipc_conformance.suite.test_streams", "--ipc-placements", "fork,thread",
+                      "--ipc-backend", "ipc_impls.broken.chaos:LATE_CRASHERS", "--ipc-backend", STREAM,
+                      "-k", CHECKED, *workers)
+    assert out.returncode == 1, out.stdout + out.stderr
+    cells = {(r["backend"], p): c["verdict"] for r in data["results"] for p, c in r["placements"].items()}
+    assert cells == {("chaos-setup-segfaults-later", "fork"): "crashed",
+                     ("chaos-setup-segfaults-later", "thread"): "unsupported",
+                     ("chaos-segfaults-in-thread", "fork"): "fail",  # a forked role's death is the backend's
+                     ("chaos-segfaults-in-thread", "thread"): "crashed",
+                     ("os-pipe", "fork"): "pass", ("os-pipe", "thread"): "pass"}, cells
+    assert summary_line(out.stdout) == "ipc-conformance: FAILED: 2 CRASH, 1 pass"
+    assert sorted(matrix_marks(out.stdout)) == ["CRASH", "CRASH", "pass"]
+    later = next(r for r in data["results"] if r["backend"] == "chaos-setup-segfaults-later")["placements"]["fork"]
+    assert "-k 'test_invariant[chaos-setup-segfaults-later-" in later["reproduce"], later
+    if not workers:  # the child's faulthandler dump names the backend's frame, innermost first
+        assert "died by SIGSEGV" in later["detail"], later
+        assert re.search(r'File ".*chaos\.py", line \d+ in setup', later["counterexample"]), later
+        assert "_pytest" not in later["counterexample"], later
 
 
 def test_a_backend_that_fails_to_load_fails_whatever_subset_runs(tmp_path: Path) -> None:
