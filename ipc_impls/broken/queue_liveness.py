@@ -8,6 +8,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import socket
+import struct
 import threading
 import time
 from multiprocessing.connection import Connection
@@ -19,7 +21,7 @@ from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import Received
 
 from ..mp_queues import MpQueueAdapter, MpQueueChannel, MpQueueEndpoint
-from ..queues import PosixChannel, PosixEndpoint, PosixMqBackend
+from ..queues import PosixChannel, PosixEndpoint, PosixMqBackend, SocketChannel, SocketEndpoint
 from . import Exhibit
 
 #: What a library might take for "long enough": the wait an untimed call really gets.
@@ -237,6 +239,66 @@ class GivesUpFlushingChannel(MpQueueChannel):
         return p.QueueLimits()  # unbounded
 
 
+class LingerZeroFramed(SocketEndpoint):
+    """A length-framed queue over TCP on 127.0.0.1, framed and read correctly, whose close()
+    sets SO_LINGER to (on, 0 s): the folk cure for "Address already in use" and sockets left
+    in TIME_WAIT.  A zero linger time makes close() reset the connection, and whatever the
+    kernel still held for a receiver that had not made room for it is discarded (socket(7)):
+    a fast receiver gets everything, a late one loses the tail and reads ECONNRESET."""
+
+    LENGTH = struct.Struct("!Q")
+
+    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
+        assert self.tx is not None
+        self.tx.sendall(self.LENGTH.pack(len(data)) + data)
+
+    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None,
+                bufsize: Optional[int] = None) -> Received:
+        (n,) = self.LENGTH.unpack(self._exactly(self.LENGTH.size))
+        return self._exactly(n), 0
+
+    def _exactly(self, n: int) -> bytes:
+        assert self.rx is not None
+        got = b""
+        while len(got) < n:
+            chunk = self.rx.recv(n - len(got))
+            if not chunk:
+                raise EOFError("peer closed")
+            got += chunk
+        return got
+
+    def close(self) -> None:
+        if self.tx is not None:
+            self.tx.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        super().close()
+
+
+class LingerZeroChannel(SocketChannel):
+    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
+        e = super().open(sender=sender, receiver=receiver)
+        return LingerZeroFramed(e.tx, e.rx, 0, False, None)
+
+    def limits(self) -> p.QueueLimits:
+        return p.QueueLimits()  # no size limit: a length prefix frames any size
+
+
+class LingerZeroTcpBackend:
+    """Claims what a framed stream queue keeps: one sender, EOF once it closed."""
+
+    name = "broken-linger-zero-tcp"
+    kind = "queue"
+    wiring = "inherit"
+    capabilities: FrozenSet[str] = frozenset({p.SYNCHRONOUS_SEND, p.EMPTY_MESSAGES, p.EOF_ON_CLOSE})
+
+    def setup(self, scope: Scope) -> SocketChannel:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+            listener.bind(("127.0.0.1", 0))  # loopback only, ephemeral port
+            listener.listen(1)
+            tx = socket.create_connection(listener.getsockname())
+            rx, _ = listener.accept()
+        return LingerZeroChannel(tx, rx, 0, empty_is_eof=False)
+
+
 class GivesUpFlushingBackend(MpQueueAdapter):
     """An unbounded multiprocessing.Queue: a put never waits, so much can be in flight at close."""
 
@@ -305,4 +367,6 @@ EXHIBITS: List[Exhibit] = [
             hangs=True, fault=KILLS),
     Exhibit(GivesUpFlushingBackend(), "messages_sent_before_close_arrive_after_the_sender_exits",
             "A close that stops flushing after a grace period drops what a slow receiver had not yet taken."),
+    Exhibit(LingerZeroTcpBackend(), "messages_sent_before_close_arrive_after_the_sender_exits",
+            "SO_LINGER of zero turns close() into a reset: what a slow receiver had not taken is discarded."),
 ]
