@@ -90,9 +90,9 @@ def _section(inv: Any, backends: List[Any], exhibits: List[Any]) -> str:
         lines.append("- Faults drawn into its examples: " + ", ".join(
             f"{f} ({', '.join(sorted(PLACEMENTS_OF[f]))})" for f in sorted(inv.faults)))
     lines.append(f"- Reference backends held to it: {', '.join(f'`{c}`' for c in claimants) or 'none'}")
-    lines.append("- Broken twins: " + ("; ".join(f"`{e.backend.name}`"
-                                                 + (f" (caught only with the {e.fault} fault)" if e.fault else "")
-                                                 + f": {e.lesson}" for e in twins) or "none"))
+    lines.append("- Broken twins:" + ("" if twins else " none"))  # one line each: a lesson ends with a full stop
+    lines += [f"  - `{e.backend.name}`" + (f" (caught only with the {e.fault} fault)" if e.fault else "")
+              + f": {e.lesson}" for e in twins]
     return "\n".join(lines) + "\n"
 
 
