@@ -30,6 +30,7 @@ import os
 import select
 import signal
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
@@ -40,6 +41,8 @@ import pytest
 _DONE = 0
 #: Exit code of a runner that was interrupted (SIGINT/SIGTERM) and cleaned up.
 _INTERRUPTED = 2
+#: Exit code of a runner in which pytest's own protocol raised (its traceback is in ``<stack>.exc``).
+_BROKEN = 3
 #: How long an interrupted parent lets the runner clean up before it kills it.
 _GRACE_S = 15.0
 
@@ -102,7 +105,7 @@ def run_contained(item: pytest.Item, nextitem: Optional[pytest.Item], scratch: s
             reports = _read_reports(item.config, out)
         else:
             _RUNNER = None
-            crash = ChildCrashed(_how_it_died(status), _innermost(_read(runner.stack)))
+            crash = ChildCrashed(_how_it_died(status), _read(runner.stack + ".exc") or _innermost(_read(runner.stack)))
             reports = [_crash_report(item, crash)]
             removed += _forget(runner)
     finally:
@@ -225,6 +228,8 @@ def _how_it_died(status: int) -> str:
         how = f"died by {_signal_name(os.WTERMSIG(status))}"
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == _INTERRUPTED:
         how = "was interrupted (SIGINT or SIGTERM sent to it alone)"
+    elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == _BROKEN:
+        how = "stopped: pytest's own protocol raised there (its traceback follows)"
     elif os.WIFEXITED(status):
         how = f"exited with code {os.WEXITSTATUS(status)}"
     else:
@@ -272,7 +277,7 @@ def _serve(session: pytest.Session, commands: int, done: int, stack: str, mask: 
     """Never returns: runs the checks it is sent until the command pipe ends, then ``_exit``."""
     from ipc_specs.harness.worker import die_with_parent
 
-    code = _INTERRUPTED
+    code = _BROKEN
     try:
         die_with_parent()  # a SIGKILLed pytest takes its runner along (the next run sweeps)
         fd = os.open(stack, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -284,8 +289,10 @@ def _serve(session: pytest.Session, commands: int, done: int, stack: str, mask: 
         finally:
             leave()
         code = _DONE
-    except BaseException:  # noqa: B036 (KeyboardInterrupt included: the parent reports it)
-        pass
+    except KeyboardInterrupt:
+        code = _INTERRUPTED  # the parent was interrupted too, or reports it
+    except BaseException:  # noqa: B036 (whatever it is, the parent must hear of it, not a traceback here)
+        _write(stack + ".exc", traceback.format_exc())
     os._exit(code)
 
 
@@ -316,8 +323,16 @@ def _read(path: str) -> str:
         return ""
 
 
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", opener=lambda p, f: os.open(p, f, 0o600)) as f:
+            f.write(text)
+    except OSError:
+        pass
+
+
 def _remove(path: str) -> None:
-    for p in (path, path + ".tmp"):
+    for p in (path, path + ".tmp", path + ".exc"):
         try:
             os.unlink(p)
         except FileNotFoundError:

@@ -35,28 +35,46 @@ from ..queues import (
 from . import Exhibit
 
 
-def _posix_variant(name: str, endpoint_cls: type, channel_cls: type = PosixChannel) -> Any:
-    """A backend claiming what ``posix-mq`` claims, whose endpoints are ``endpoint_cls``."""
+# A variant's channel classes live at module level, as a named channel's class must: spawn and
+# forkserver workers get the channel by pickle, which finds a class by its module and name.
+class VariantPosixChannel(PosixChannel):
+    """``posix-mq``'s channel whose endpoints are ``endpoint_cls``."""
 
-    class Channel(channel_cls):  # type: ignore[misc, valid-type]
-        def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
-            return endpoint_cls(super().open(sender=sender, receiver=receiver).mq)
+    endpoint_cls: type = PosixEndpoint
+
+    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
+        return self.endpoint_cls(super().open(sender=sender, receiver=receiver).mq)
+
+
+class VariantSysvChannel(SysvChannel):
+    """``sysv-mq``'s channel whose endpoints are ``endpoint_cls``."""
+
+    endpoint_cls: type = SysvEndpoint
+
+    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
+        return self.endpoint_cls(super().open(sender=sender, receiver=receiver).mq)
+
+
+def _posix_variant(name: str, endpoint_cls: type) -> Any:
+    """A backend claiming what ``posix-mq`` claims, whose endpoints are ``endpoint_cls``."""
 
     def setup(self: Any, scope: Scope) -> Any:
         ch = PosixMqBackend.setup(self, scope)
-        return Channel(ch.name, ch.max_messages, ch.max_message_size)
+        channel = VariantPosixChannel(ch.name, ch.max_messages, ch.max_message_size)
+        channel.endpoint_cls = endpoint_cls
+        return channel
 
     return type(endpoint_cls.__name__ + "Backend", (PosixMqBackend,), {"name": name, "setup": setup})()
 
 
 def _sysv_variant(name: str, endpoint_cls: type) -> Any:
-    class Channel(SysvChannel):
-        def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
-            return endpoint_cls(super().open(sender=sender, receiver=receiver).mq)
+    """A backend claiming what ``sysv-mq`` claims, whose endpoints are ``endpoint_cls``."""
 
     def setup(self: Any, scope: Scope) -> Any:
         ch = SysvMqBackend.setup(self, scope)
-        return Channel(ch.key, ch.msqid, ch.qbytes, ch.max_message_size)
+        channel = VariantSysvChannel(ch.key, ch.msqid, ch.qbytes, ch.max_message_size)
+        channel.endpoint_cls = endpoint_cls
+        return channel
 
     return type(endpoint_cls.__name__ + "Backend", (SysvMqBackend,), {"name": name, "setup": setup})()
 

@@ -49,15 +49,25 @@ def _mp_variant(name: str, handle_cls: type) -> Any:
                 {"name": name, "setup": lambda self, scope: Channel(multiprocessing.Semaphore)})()
 
 
+class VariantPosixChannel(PosixChannel):
+    """``posix-semaphore``'s channel whose handles are ``handle_cls``.  At module level, as a
+    named channel's class must be: spawn and forkserver workers get the channel by pickle."""
+
+    handle_cls: type = PosixHandle
+
+    def open(self) -> PosixHandle:
+        return self.handle_cls(super().open().sem)  # type: ignore[no-any-return]
+
+
 def _posix_variant(name: str, handle_cls: type) -> Any:
     """A backend claiming what ``posix-semaphore`` claims, whose handles are ``handle_cls``."""
 
-    class Channel(PosixChannel):
-        def open(self) -> PosixHandle:
-            return handle_cls(super().open().sem)  # type: ignore[no-any-return]
+    def setup(self: Any, scope: Scope) -> VariantPosixChannel:
+        channel = VariantPosixChannel("/" + scope.name(), scope)
+        channel.handle_cls = handle_cls
+        return channel
 
-    return type(handle_cls.__name__ + "Backend", (PosixSemaphoreBackend,),
-                {"name": name, "setup": lambda self, scope: Channel("/" + scope.name(), scope)})()
+    return type(handle_cls.__name__ + "Backend", (PosixSemaphoreBackend,), {"name": name, "setup": setup})()
 
 
 # --- holders_never_exceed_value --------------------------------------------------------------
@@ -246,15 +256,16 @@ class SignalKillsAcquire(SysvHandle):
         self.sem.acquire()
 
 
+class SignalKillsAcquireChannel(SysvChannel):
+    def open(self) -> SysvHandle:
+        return SignalKillsAcquire(sysv_ipc.Semaphore(self.key), self.undo)
+
+
 class SignalKillsAcquireBackend(SysvSemaphoreBackend):
     name = "broken-signal-kills-acquire"
 
     def setup(self, scope: Scope) -> SysvChannel:
-        class Channel(SysvChannel):
-            def open(self) -> SysvHandle:
-                return SignalKillsAcquire(sysv_ipc.Semaphore(self.key), self.undo)
-
-        return Channel(scope, self.undo)
+        return SignalKillsAcquireChannel(scope, self.undo)
 
 
 

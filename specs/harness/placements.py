@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import holders, worker
-from .guard import parent_guard
+from .guard import BackendError, parent_guard
 from .interrupts import raise_if_interrupted
 from .stillness import Stillness
 from .worker import (
@@ -122,6 +122,16 @@ def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
 # --- fork --------------------------------------------------------------------------------
 #: Signals the parent holds back while it forks (see run_forked).
 FORK_SHIELD = {signal.SIGINT, signal.SIGTERM}
+
+
+class Unpicklable(BackendError):
+    """A spawn or forkserver worker gets its role, the backend and the channel by pickle."""
+
+    def __init__(self, method: str, exc: BaseException) -> None:
+        super().__init__(
+            f"the role, the backend or its channel cannot be handed to a {method} worker, which gets them by "
+            f"pickle: define their classes at module level (not inside a function) and keep unpicklable state "
+            f"out of them, or leave {method} out (--placements fork,thread); pickle said {type(exc).__name__}: {exc}")
 
 
 #: Forked workers of the last example that had left their result and were exiting
@@ -433,6 +443,9 @@ class Pool:
                     return worker
                 except OSError:  # it died between the check and the send
                     pass
+                except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                    self.idle.append(worker)  # pickled first, so nothing was sent: still idle
+                    raise Unpicklable(self.ctx.get_start_method(), exc) from exc
             self._discard(proc, conn)
 
     def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from ipc_impls.mp_queues import MpQueueAdapter, MpQueueChannel
+from ipc_impls.queues import PosixChannel, PosixMqBackend
 from ipc_specs import Harness, check, unsupported_reason
 from ipc_specs.harness.guard import BackendError
 from ipc_specs.harness.resources import Scope
@@ -40,6 +41,24 @@ class UnpicklableBackend(MpQueueAdapter):
 def test_a_channel_that_cannot_be_handed_over_is_the_backends_error(quick_harness: Harness) -> None:
     with pytest.raises(BackendError, match="cannot be handed to a spawn worker at its start"):
         check(UnpicklableBackend(), INVARIANT, placement="spawn", harness=quick_harness)
+
+
+@pytest.mark.parametrize("placement", ["spawn", "forkserver"])
+def test_a_channel_of_a_local_class_is_the_backends_error_saying_what_to_do(quick_harness: Harness,
+                                                                            placement: str) -> None:
+    class LocalChannel(PosixChannel):  # pickle finds a class by its module and name: not this one
+        pass
+
+    class LocalClasses(PosixMqBackend):
+        name = "local-classes"
+
+        def setup(self, scope: Scope) -> Any:
+            ch = super().setup(scope)
+            return LocalChannel(ch.name, ch.max_messages, ch.max_message_size)
+
+    with pytest.raises(BackendError, match=f"cannot be handed to a {placement} worker.*module level"
+                                           f".*--placements fork,thread.*LocalChannel"):
+        check(LocalClasses(), "every_message_delivered_exactly_once", placement=placement, harness=quick_harness)
 
 
 def test_inherit_wiring_still_stays_out_of_spawn() -> None:
