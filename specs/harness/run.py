@@ -215,7 +215,7 @@ class Outcome:
                                            else events[-1].op if events else "start")
         detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
         if r.status in ("crashed", "exited") and r.output.strip():
-            detail += f"\n{proc} output:\n{_tail(r.output)}"
+            detail += f"\n{proc} output:\n{_last_words(r.output)}"
         return f"{proc} {r.describe()}" + (f" in {call}" if pending else ""), call, detail
 
 
@@ -280,6 +280,18 @@ _OWN_FRAMES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, f"{os.sep}hy
 
 def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _last_words(output: str) -> str:
+    """What a worker that died wrote: when a fatal signal made faulthandler dump its stack,
+    the last lines it printed before, the error line and the innermost frames (the dump's
+    own tail is the outermost frames, the test runner's, which say nothing)."""
+    at = output.rfind("Fatal Python error")
+    if at < 0:
+        return _tail(output)
+    before = _tail(output[:at], lines=4)
+    dump = output[at:]
+    return "\n".join(filter(None, [before, dump.splitlines()[0], "innermost frames first:", _stack(dump, lines=8)]))
 
 
 class Harness:

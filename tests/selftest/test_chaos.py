@@ -109,6 +109,14 @@ def test_chaos_backend_gets_its_verdict(chaos: Chaos, chaos_run: Dict[str, Any])
     assert chaos.shows in text, text[:2000]
 
 
+def test_a_segfaulting_worker_shows_its_innermost_frames(chaos_run: Dict[str, Any]) -> None:
+    """faulthandler's dump ends with the outermost frames (the test runner's): the report
+    shows the frames where the worker died, the backend's first."""
+    text = chaos_run["results"]["chaos-segfaults"]["placements"]["fork"]["counterexample"]
+    frames = text.split("innermost frames first:\n", 1)[1].splitlines()
+    assert "in string_at" in frames[0] and "chaos.py" in frames[1] and "in fault" in frames[1], text[:2000]
+
+
 def test_a_flaky_backend_reports_its_rate(chaos_run: Dict[str, Any]) -> None:
     placement = chaos_run["results"]["chaos-fails-every-other-example"]["placements"]["fork"]
     rate = placement["replays"]
