@@ -159,8 +159,11 @@ def _await(runner: Runner) -> Optional[int]:
     """None once the runner reported the check; its wait status if it died first.
     Interrupted, the parent gives the runner time to clean up (a terminal's Ctrl-C
     reached it too; a SIGTERM sent to pytest alone is passed on)."""
+    from ipc_specs.harness.interrupts import raise_if_interrupted
+
     try:
         while True:
+            raise_if_interrupted()  # one lost inside a finalizer or hook (see interrupts.py)
             ready, _, _ = select.select([runner.done], [], [], 0.5)
             if ready and os.read(runner.done, 1):
                 return None
