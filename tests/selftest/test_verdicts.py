@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -164,8 +165,12 @@ def test_the_plugin_is_inert_where_it_is_not_asked_for(tmp_path: Path) -> None:
     (debris / "owner").write_text("999999999")
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPC")}
     env.update(TMPDIR=str(tmp_path), IPCC_TMPDIR=str(tmp_path))
+    # A background job of a non-interactive shell (a CI script started with `&`) starts with
+    # SIGINT ignored, which survives exec, and Python then keeps it: start from the default
+    # disposition, as a terminal run has it, so that what is compared is the plugin's doing.
     out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_theirs.py"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ipc-conformance:" not in out.stdout and "IPC conformance" not in out.stdout  # no header, no matrix
     assert debris.exists()  # nothing swept: it is not this run's business
