@@ -49,7 +49,7 @@ _GRACE_S = 15.0
 
 class ChildCrashed(Exception):
     """The process running a check died before it reported; the message says how,
-    ``stack`` where it was (the innermost frames of each thread's faulthandler dump)."""
+    ``stack`` where it was (the innermost frames of its faulthandler dump)."""
 
     def __init__(self, how: str, stack: str = "") -> None:
         super().__init__(how)
@@ -105,7 +105,7 @@ def run_contained(item: pytest.Item, nextitem: Optional[pytest.Item], scratch: s
             reports = _read_reports(item.config, out)
         else:
             _RUNNER = None
-            crash = ChildCrashed(_how_it_died(status), _read(runner.stack + ".exc") or _innermost(_read(runner.stack)))
+            crash = ChildCrashed(_how_it_died(status), _read(runner.stack + ".exc") or _last_words(runner.stack))
             reports = [_crash_report(item, crash)]
             removed += _forget(runner)
     finally:
@@ -252,28 +252,6 @@ def _crash_report(item: pytest.Item, crash: ChildCrashed) -> pytest.TestReport:
     return report
 
 
-#: Frames of the machinery between the check and the test runner: the dump skips them.
-_MACHINERY = ("/hypothesis/", "/_pytest/", "/pluggy/", "/ipc_conformance/", "<frozen runpy>")
-
-
-def _innermost(dump: str) -> str:
-    """faulthandler's dump with each thread's frames cut where pytest's and Hypothesis's
-    begin (most recent call first: what is above them is the check and the backend)."""
-    if not dump.strip():
-        return ""
-    lines: List[str] = ["its Python stack when it died (faulthandler, most recent call first):"]
-    skipping = False
-    for line in dump.splitlines():
-        if line.startswith("  File ") and any(m in line for m in _MACHINERY):
-            if not skipping:
-                lines.append("  … (Hypothesis's and pytest's frames)")
-            skipping = True
-        elif not (skipping and line.startswith("  File ")):
-            skipping = False
-            lines.append(line)
-    return "\n".join(lines)
-
-
 # --- the runner's side ----------------------------------------------------------------------
 def _serve(session: pytest.Session, commands: int, done: int, stack: str, mask: Any,
            enter: Callable[[], None], leave: Callable[[], None]) -> None:
@@ -316,6 +294,14 @@ def _loop(session: pytest.Session, commands: int, done: int) -> None:
                 os.write(done, b".")
         finally:
             session._setupstate.teardown_exact(None)  # what the last check left set up
+
+
+def _last_words(stack: str) -> str:
+    """The innermost frames of the runner's faulthandler dump, if it wrote one."""
+    from ipc_specs.harness.run import last_words
+
+    dump = _read(stack)
+    return f"its Python stack when it died:\n{last_words(dump)}" if dump.strip() else ""
 
 
 def _read(path: str) -> str:

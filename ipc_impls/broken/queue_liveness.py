@@ -21,8 +21,9 @@ from ipc_specs.queues import protocol as p
 from ipc_specs.queues.protocol import Received
 
 from ..mp_queues import MpQueueAdapter, MpQueueChannel, MpQueueEndpoint
-from ..queues import PosixChannel, PosixEndpoint, PosixMqBackend, SocketChannel, SocketEndpoint
+from ..queues import PosixChannel, PosixEndpoint, PosixMqBackend, SocketChannel
 from . import Exhibit
+from .queues import Framed, FramedChannel
 
 #: What a library might take for "long enough": the wait an untimed call really gets.
 LIBRARY_DEFAULT_MS = 10_000
@@ -239,33 +240,12 @@ class GivesUpFlushingChannel(MpQueueChannel):
         return p.QueueLimits()  # unbounded
 
 
-class LingerZeroFramed(SocketEndpoint):
+class LingerZeroFramed(Framed):
     """A length-framed queue over TCP on 127.0.0.1, framed and read correctly, whose close()
     sets SO_LINGER to (on, 0 s): the folk cure for "Address already in use" and sockets left
     in TIME_WAIT.  A zero linger time makes close() reset the connection, and whatever the
     kernel still held for a receiver that had not made room for it is discarded (socket(7)):
     a fast receiver gets everything, a late one loses the tail and reads ECONNRESET."""
-
-    LENGTH = struct.Struct("!Q")
-
-    def send(self, data: bytes, *, tag: Optional[int] = None, timeout_ms: Optional[int] = None) -> None:
-        assert self.tx is not None
-        self.tx.sendall(self.LENGTH.pack(len(data)) + data)
-
-    def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None,
-                bufsize: Optional[int] = None) -> Received:
-        (n,) = self.LENGTH.unpack(self._exactly(self.LENGTH.size))
-        return self._exactly(n), 0
-
-    def _exactly(self, n: int) -> bytes:
-        assert self.rx is not None
-        got = b""
-        while len(got) < n:
-            chunk = self.rx.recv(n - len(got))
-            if not chunk:
-                raise EOFError("peer closed")
-            got += chunk
-        return got
 
     def close(self) -> None:
         if self.tx is not None:
@@ -273,13 +253,8 @@ class LingerZeroFramed(SocketEndpoint):
         super().close()
 
 
-class LingerZeroChannel(SocketChannel):
-    def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
-        e = super().open(sender=sender, receiver=receiver)
-        return LingerZeroFramed(e.tx, e.rx, 0, False, None)
-
-    def limits(self) -> p.QueueLimits:
-        return p.QueueLimits()  # no size limit: a length prefix frames any size
+class LingerZeroChannel(FramedChannel):
+    endpoint_cls = LingerZeroFramed
 
 
 class LingerZeroTcpBackend:

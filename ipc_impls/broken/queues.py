@@ -111,11 +111,10 @@ class StreamAsQueueBackend:
         return StreamChannel(tx, rx, 65536, empty_is_eof=False)
 
 
-class OneRecvBody(SocketEndpoint):
-    """Frames each message with its length, reads the header whole, then takes ONE
-    ``recv(n)`` as the body.  Every message below the socket's buffer arrives in one piece,
-    so it works in every demo; a larger one is cut where the buffer ends and the rest of
-    it is read as the next message's header."""
+class Framed(SocketEndpoint):
+    """A length-framed queue over a stream socket, read correctly: the header, then the body,
+    each in a loop (one ``recv`` returns what has arrived, not what was asked for).  The
+    twins built on it change one thing."""
 
     LENGTH = struct.Struct("!Q")
 
@@ -125,21 +124,40 @@ class OneRecvBody(SocketEndpoint):
 
     def receive(self, *, select: int = 0, timeout_ms: Optional[int] = None,
                 bufsize: Optional[int] = None) -> Received:
+        (n,) = self.LENGTH.unpack(self._exactly(self.LENGTH.size))
+        return self._body(n), 0
+
+    def _body(self, n: int) -> bytes:
+        return self._exactly(n)
+
+    def _exactly(self, n: int) -> bytes:
         assert self.rx is not None
-        header = b""
-        while len(header) < self.LENGTH.size:  # the header is read correctly ...
-            chunk = self.rx.recv(self.LENGTH.size - len(header))
+        got = b""
+        while len(got) < n:
+            chunk = self.rx.recv(n - len(got))
             if not chunk:
                 raise EOFError("peer closed")
-            header += chunk
-        (n,) = self.LENGTH.unpack(header)
-        return (self.rx.recv(n) if n else b""), 0  # ... the body is not: one recv is not n bytes
+            got += chunk
+        return got
+
+
+class OneRecvBody(Framed):
+    """Frames each message with its length, reads the header whole, then takes ONE
+    ``recv(n)`` as the body.  Every message below the socket's buffer arrives in one piece,
+    so it works in every demo; a larger one is cut where the buffer ends and the rest of
+    it is read as the next message's header."""
+
+    def _body(self, n: int) -> bytes:
+        assert self.rx is not None
+        return self.rx.recv(n) if n else b""  # one recv is not n bytes
 
 
 class FramedChannel(SocketChannel):
+    endpoint_cls: type = OneRecvBody
+
     def open(self, *, sender: bool = True, receiver: bool = True) -> Any:
         e = super().open(sender=sender, receiver=receiver)
-        return OneRecvBody(e.tx, e.rx, 0, False, None)
+        return self.endpoint_cls(e.tx, e.rx, 0, False, None)
 
     def limits(self) -> p.QueueLimits:
         return p.QueueLimits()  # no size limit: a length prefix frames any size

@@ -215,7 +215,7 @@ class Outcome:
                                            else events[-1].op if events else "start")
         detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
         if r.status in ("crashed", "exited") and r.output.strip():
-            detail += f"\n{proc} output:\n{_last_words(r.output)}"
+            detail += f"\n{proc} output:\n{last_words(r.output)}"
         return f"{proc} {r.describe()}" + (f" in {call}" if pending else ""), call, detail
 
 
@@ -275,17 +275,18 @@ def _stack(output: str, lines: int = 14) -> str:
 
 # The harness by its own directory, not any path with "/harness/" in it (a checkout may sit in one).
 _OWN_FRAMES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, f"{os.sep}hypothesis{os.sep}", "<frozen ",
-               f"{os.sep}multiprocessing{os.sep}")
+               f"{os.sep}multiprocessing{os.sep}", f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}")
 
 
 def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _last_words(output: str) -> str:
-    """What a worker that died wrote: when a fatal signal made faulthandler dump its stack,
+def last_words(output: str) -> str:
+    """What a process that died wrote: when a fatal signal made faulthandler dump its stack,
     the last lines it printed before, the error line and the innermost frames (the dump's
-    own tail is the outermost frames, the test runner's, which say nothing)."""
+    own tail is the outermost frames, the test runner's, which say nothing).  For role
+    workers here, and for the runner ``ipc_conformance.contain`` forks for the checks."""
     at = output.rfind("Fatal Python error")
     if at < 0:
         return _tail(output)
