@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from hypothesis import strategies as st
 
-from ..harness.history import INVOKE, OK, Event, History
+from ..harness.history import INVOKE, OK, Event, History, describe_wait, waited_at_least
 from ..harness.run import Case, Role
 from ..invariant import Level, Unsupported, expect, invariant
 from . import lock_roles as lr
@@ -30,9 +30,6 @@ from .protocol import (
 )
 
 FAMILY = "file"
-#: A timed acquire may come back this much before its timeout: a deadline computed from a
-#: float of seconds and a microsecond clock can round down by about a microsecond.
-TIMEOUT_ROUNDING_NS = 50_000
 
 
 # --- drawing -------------------------------------------------------------------------------
@@ -90,9 +87,8 @@ def expect_failed_attempt(case: Case, h: History, proc: str, attempt: lr.Attempt
            expected="False (H holds it)", call="acquire", history=h.format([e for c in calls for e in c]))
     if how == "timed" and calls:
         start, end = calls[0]
-        waited = end.t_ns - start.t_ns
-        expect(waited >= ms * 1_000_000 - TIMEOUT_ROUNDING_NS, case.invariant.id,
-               got=f"{proc}'s acquire(timeout={ms} ms) failed after {waited / 1e6:.3f} ms",
+        expect(waited_at_least(start, end, ms), case.invariant.id,
+               got=f"{proc}'s acquire(timeout={ms} ms) failed after {describe_wait(start, end)}",
                expected=f"a failure no earlier than its timeout of {ms} ms", call="acquire",
                history=h.format([start, end]))
 

@@ -4,6 +4,13 @@ Each worker appends one line per event to its own file with an unbuffered
 ``os.write``, so the history survives a worker that hangs, is SIGKILLed or dies
 by a signal mid-operation.  Times are ``CLOCK_MONOTONIC`` nanoseconds, which
 Linux keeps system-wide, so events of different processes can be ordered.
+
+Each event also carries ``CLOCK_REALTIME``, because POSIX measures the timeouts of
+``sem_timedwait``, ``mq_timedreceive`` and ``mq_timedsend`` on it: an absolute
+deadline on the wall clock.  When that clock is stepped forward during a wait (a
+time-sync agent, a VM whose guest clock is set from its host: seen on CI, 0.1 to
+0.4 ms short of 18 to 53 ms timeouts), a correct wait ends early by the monotonic
+clock.  :func:`waited_ns` judges a wait by both.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ class Event:
     op: str
     detail: str
     t_ns: int
+    #: CLOCK_REALTIME at the same moment (0 in histories built by hand).
+    rt_ns: int = 0
 
 
 class Recorder:
@@ -35,8 +44,9 @@ class Recorder:
 
     def emit(self, phase: str, op: str, detail: str = "") -> int:
         t = time.monotonic_ns()
+        rt = time.time_ns()
         clean = detail.replace("\t", " ").replace("\n", " ")[:200]
-        os.write(self._fd, f"{t}\t{phase}\t{op}\t{clean}\n".encode("utf-8", "replace"))
+        os.write(self._fd, f"{t}\t{rt}\t{phase}\t{op}\t{clean}\n".encode("utf-8", "replace"))
         return t
 
     def close(self) -> None:
@@ -54,10 +64,50 @@ def load(proc: str, path: str) -> List[Event]:
         return []
     events = []
     for line in lines:
-        parts = line.split("\t", 3)
-        if len(parts) == 4 and parts[0].isdigit():
-            events.append(Event(proc, parts[1], parts[2], parts[3], int(parts[0])))
+        parts = line.split("\t", 4)
+        if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit():
+            events.append(Event(proc, parts[2], parts[3], parts[4], int(parts[0]), int(parts[1])))
     return events
+
+
+#: A timed wait may end this much before its timeout: CPython and posix_ipc turn a float
+#: of seconds into an absolute deadline from a microsecond clock, which can round it down
+#: by about a microsecond (never by a millisecond).
+TIMEOUT_ROUNDING_NS = 50_000
+
+
+def waited_at_least(start: Event, end: Event, ms: float) -> bool:
+    """Whether a call from ``start`` to ``end`` waited its timeout of ``ms``, by
+    :func:`waited_ns` and within :data:`TIMEOUT_ROUNDING_NS`."""
+    return waited_ns(start, end) >= ms * 1_000_000 - TIMEOUT_ROUNDING_NS
+
+
+def waited_ns(start: Event, end: Event) -> int:
+    """How long a call that ran from ``start`` to ``end`` waited, for a lower bound.
+
+    The longer of the two clocks' readings: a timeout may be specified on either
+    (``threading`` and ``select`` on the monotonic clock, ``sem_timedwait`` and
+    ``mq_timedreceive`` on the wall clock), and a step of the clock a wait did not use
+    must not make a correct wait look short.  A wait that ended early is short on
+    both, so a short wait is still caught whichever clock the backend uses."""
+    return max(end.t_ns - start.t_ns, end.rt_ns - start.rt_ns)
+
+
+def before_deadline(start: Event, event: Event, ms: float) -> bool:
+    """Whether ``event`` came before the deadline of a ``ms`` wait begun at ``start``, on
+    both clocks: a wait on the wall clock whose clock was stepped forward is owed only what
+    came before its own, earlier, deadline."""
+    deadline = ms * 1_000_000
+    return (event.t_ns - start.t_ns < deadline
+            and (not (event.rt_ns and start.rt_ns) or event.rt_ns - start.rt_ns < deadline))
+
+
+def describe_wait(start: Event, end: Event) -> str:
+    """``12.345 ms``, with the wall clock's reading beside it when the two differ."""
+    mono, real = (end.t_ns - start.t_ns) / 1e6, (end.rt_ns - start.rt_ns) / 1e6
+    if not (start.rt_ns and end.rt_ns) or abs(real - mono) < 0.005:
+        return f"{mono:.3f} ms"
+    return f"{mono:.3f} ms ({real:.3f} ms by the wall clock)"
 
 
 class History:

@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 from hypothesis import strategies as st
 
 from ..harness.faults import INTERRUPTS
+from ..harness.history import describe_wait, waited_at_least
 from ..harness.run import Case, Role, patience
 from ..invariant import Level, Unresolved, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers
@@ -54,9 +55,9 @@ def _probe_timeout(case: Case) -> Optional[int]:
 
 def _waited_at_least(case: Case, out: Any, proc: str, op: str, index: int, timeout_ms: int) -> None:
     start, end = op_end(out.history, proc, op, index)
-    waited = (end.t_ns - start.t_ns) / 1e6 if end is not None else 0.0
-    expect(end is not None and waited >= timeout_ms, case.invariant.id,
-           got=f"{op}(timeout_ms={timeout_ms}) gave up after {waited:.3f} ms",
+    expect(end is not None and waited_at_least(start, end, timeout_ms), case.invariant.id,
+           got=f"{op}(timeout_ms={timeout_ms}) gave up after "
+               f"{describe_wait(start, end) if end is not None else 'no return'}",
            expected=f"a wait of at least {timeout_ms} ms before failing", call=op,
            history=out.history.format([start] + ([end] if end else [])))
 

@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 from hypothesis import strategies as st
 
 from ..harness.faults import INTERRUPTS, KILLS
+from ..harness.history import before_deadline
 from ..harness.run import KILL_KEY, Case, Role
 from ..invariant import Level, Unsupported, expect, invariant, short_repr
 from ..strategies import anchored_integers
@@ -72,7 +73,7 @@ def batches_wake_every_waiting_receiver(backend: object, case: Case) -> None:
             call = "receive_many" if many else "receive"
             start = h.of(f"R{i}", call)[0]
             deadline_ns = start.t_ns + BATCH_TIMEOUT_MS * 1_000_000
-            judged = in_queue.t_ns < deadline_ns  # else the batch came too late to be owed to it
+            judged = before_deadline(start, in_queue, BATCH_TIMEOUT_MS)  # else it came too late to be owed
             expect(r[0] == "ok" or not judged, case.invariant.id,
                    got=f"R{i}'s {call}(timeout_ms={BATCH_TIMEOUT_MS}) {err_name(r)}",
                    expected=f"one of the {k} messages: the batch was in the queue at {h.ms(in_queue):.3f} ms, "

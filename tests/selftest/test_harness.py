@@ -454,6 +454,43 @@ def test_a_role_that_raised_is_labelled_with_the_call_that_raised() -> None:
     assert out.violation_for("C", expected="e").call == "receive"
 
 
+# A wall-clock step during a wait, as CI saw (2026-12-06): mp.Semaphore.acquire(timeout=0.053)
+# returned after 52.749 ms by CLOCK_MONOTONIC. sem_timedwait's deadline is on CLOCK_REALTIME.
+WAIT_TABLE = [
+    # (monotonic ms, wall-clock ms, timeout ms, waited it?)
+    (52.749, 53.010, 53, True),   # the wall clock was stepped forward: its deadline was kept
+    (53.020, 52.600, 53, True),   # stepped back under a monotonic wait: that wait was kept
+    (52.990, 52.990, 53, True),   # a microsecond's rounding of a float deadline
+    (26.500, 26.500, 53, False),  # half the timeout, on both clocks: a bug whatever the clock
+    (0.000, 0.000, 1000, False),  # seconds read as ms: a bug whatever the clock
+]
+
+
+@pytest.mark.parametrize("mono_ms, wall_ms, timeout_ms, waited", WAIT_TABLE)
+def test_a_wait_is_judged_by_either_clock_a_timeout_may_be_specified_on(
+        mono_ms: float, wall_ms: float, timeout_ms: int, waited: bool) -> None:
+    from ipc_specs.harness import history as hist
+
+    start = hist.Event("T", hist.INVOKE, "acquire_timeout", "", 1_000_000, 5_000_000_000)
+    end = hist.Event("T", hist.OK, "acquire_timeout", "", 1_000_000 + int(mono_ms * 1e6),
+                     5_000_000_000 + int(wall_ms * 1e6))
+    assert hist.waited_at_least(start, end, timeout_ms) is waited
+    assert ("wall clock" in hist.describe_wait(start, end)) is (abs(mono_ms - wall_ms) >= 0.005)
+    # What came at the end is owed to the wait only if it came before both clocks' deadlines.
+    assert hist.before_deadline(start, end, timeout_ms + 1) is (max(mono_ms, wall_ms) < timeout_ms + 1)
+
+
+def test_a_history_line_carries_both_clocks(tmp_path: Any) -> None:
+    from ipc_specs.harness import history as hist
+
+    rec = hist.Recorder("P", str(tmp_path / "h"))
+    rec.emit(hist.INVOKE, "send", "tab\there")
+    rec.close()
+    (event,) = hist.load("P", str(tmp_path / "h"))
+    assert (event.op, event.detail) == ("send", "tab here")
+    assert abs(event.rt_ns - time.time_ns()) < 60e9 and 0 < event.t_ns <= time.monotonic_ns()
+
+
 def sleeps_two_seconds(proc: Proc) -> str:
     proc.call("nap", time.sleep, 2.0)
     return "rested"
