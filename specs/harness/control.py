@@ -55,17 +55,22 @@ def on_time(attempt: Dict[str, Any]) -> bool:
 
 
 def measure_until_on_time(ms: float, operation: Callable[[], Optional[float]], *,
-                          after: bool = True) -> List[Dict[str, Any]]:
+                          after: bool = True, beside: bool = False) -> List[Dict[str, Any]]:
     """Run ``operation`` (which returns its own lateness in ms, or None if it never ended
     as it should) between two controls of ``ms``, again while it is late, at most
     :data:`TRIES` times; every attempt, in order.  "Never" is not retried: it already
     waited a generous multiple of ``ms``.  ``after=False``: a control before only (for
-    durations of seconds, where one control is enough)."""
+    durations of seconds, where one control is enough).  ``beside=True``: also a
+    :class:`ConcurrentControl` armed at the same moment as the operation, which shares
+    its scheduling delays exactly (not for SIGALRM scopes, whose handler runs in the
+    main thread the control's wake-up competes with)."""
     attempts: List[Dict[str, Any]] = []
     for _ in range(TRIES):
         before = sleep_lateness_ms(ms)
+        control = ConcurrentControl(ms / 1000) if beside else None
         late = operation()
-        attempts.append({"late": late, "controls": [before] + ([sleep_lateness_ms(ms)] if after else [])})
+        controls = [before] + ([control.result() * 1000] if control else [])
+        attempts.append({"late": late, "controls": controls + ([sleep_lateness_ms(ms)] if after else [])})
         if late is None or on_time(attempts[-1]):
             break
     return attempts
@@ -73,7 +78,7 @@ def measure_until_on_time(ms: float, operation: Callable[[], Optional[float]], *
 
 def describe_attempts(what: str, ms: float, attempts: Sequence[Dict[str, Any]]) -> str:
     shown = [("never ended" if a["late"] is None else f"{a['late']:.3f} ms late")
-             + f" (a {ms:g} ms sleep beside it: {max(a['controls']):.3f} ms late)" for a in attempts]
+             + f" (the latest {ms:g} ms control: {max(a['controls']):.3f} ms late)" for a in attempts]
     return f"{what}: " + "; ".join(shown)
 
 

@@ -1,8 +1,9 @@
 """A timed receive on an empty queue gives up no later than a control.
 
 Kept apart from the other queue checks (which bound the wait from below only): the
-upper bound is judged against a plain sleep of the same duration measured in the same
-process just before and after (``harness.control``), never against the wall clock.
+upper bound is judged against controls of the same duration in the same process: a
+plain timer armed at the same moment (in a thread of its own) and plain sleeps just
+before and after (``harness.control``), never against the wall clock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def quiet_sender(proc: Proc) -> None:
 
 
 def timed_receive_beside_control(proc: Proc, ms: int) -> Dict[str, Any]:
-    """On an empty queue: receive(timeout_ms=ms) between two control sleeps (again while late)."""
+    """On an empty queue: receive(timeout_ms=ms) beside a control timer, between two control
+    sleeps (again while late)."""
     h = proc.open("open", sender=False)
     out: Dict[str, Any] = {"raised": []}
 
@@ -43,7 +45,7 @@ def timed_receive_beside_control(proc: Proc, ms: int) -> Dict[str, Any]:
             out["raised"].append(type(exc).__name__)
         return (proc.note("gave_up") - t0) / 1e6 - ms
 
-    out["attempts"] = measure_until_on_time(ms, one)
+    out["attempts"] = measure_until_on_time(ms, one, beside=True)
     proc.signal("tried")
     h.close()
     return out
@@ -51,9 +53,9 @@ def timed_receive_beside_control(proc: Proc, ms: int) -> Dict[str, Any]:
 
 @invariant(
     "timed_receive_gives_up_no_later_than_a_control", family=FAMILY, level=Level.SHOULD,
-    rule="On an empty queue, receive with a timeout of t ms fails with queue.Empty no later than a plain sleep "
-         "of t ms measured in the same process just before and after it, plus a slack derived from that "
-         "control's own lateness.",
+    rule="On an empty queue, receive with a timeout of t ms fails with queue.Empty no later than a plain timer "
+         "of t ms armed at the same moment in the same process, plus a slack derived from that control's own "
+         "lateness (and that of plain sleeps just before and after).",
     source="mq_receive(3) (paraphrase: mq_timedreceive fails with ETIMEDOUT once the absolute timeout expires); "
            "Python docs queue.Queue.get (paraphrase: blocks at most timeout seconds, then raises Empty); "
            "nanosleep(2) (paraphrase: a sleep may be lengthened by system activity, which the control measures)",

@@ -1,8 +1,9 @@
 """A timed acquire on a semaphore nobody releases gives up no later than a control.
 
 Kept apart from ``checks`` (which bounds the wait from below only): the upper bound
-is judged against a plain sleep of the same duration measured in the same process
-just before and after (``harness.control``), never against the wall clock.
+is judged against controls of the same duration in the same process: a plain timer
+armed at the same moment (in a thread of its own) and plain sleeps just before and
+after (``harness.control``), never against the wall clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ FAMILY = "semaphore"
 
 @roles.announces_failure
 def timed_beside_control(proc: Proc, ms: int, held: int) -> Dict[str, Any]:
-    """While the holder has every unit: acquire_timeout(ms) between two control sleeps (again while late)."""
+    """While the holder has every unit: acquire_timeout(ms) beside a control timer, between two
+    control sleeps (again while late)."""
     h = proc.open("open")
     roles.wait_or_fail(proc, "held")
     out: Dict[str, Any] = {"got": False}
@@ -33,7 +35,7 @@ def timed_beside_control(proc: Proc, ms: int, held: int) -> Dict[str, Any]:
         out["got"] = out["got"] or bool(h.acquire_timeout(ms))
         return (proc.note("gave_up") - t0) / 1e6 - ms
 
-    out["attempts"] = measure_until_on_time(ms, one)
+    out["attempts"] = measure_until_on_time(ms, one, beside=True)
     proc.signal("tried")
     roles.wait_or_fail(proc, "released")
     if out["got"]:
@@ -45,8 +47,8 @@ def timed_beside_control(proc: Proc, ms: int, held: int) -> Dict[str, Any]:
 @invariant(
     "timed_acquire_gives_up_no_later_than_a_control", family=FAMILY, level=Level.SHOULD,
     rule="While another process holds every unit, acquire with a timeout of t ms gives up no later than a "
-         "plain sleep of t ms measured in the same process just before and after it, plus a slack derived "
-         "from that control's own lateness.",
+         "plain timer of t ms armed at the same moment in the same process, plus a slack derived from that "
+         "control's own lateness (and that of plain sleeps just before and after).",
     source="POSIX sem_timedwait() (paraphrase: the wait is terminated when the timeout expires; the timeout is "
            "based on CLOCK_REALTIME and its resolution); nanosleep(2) (paraphrase: a sleep may be lengthened by "
            "system activity, which the control measures)",
