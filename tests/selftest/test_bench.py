@@ -173,3 +173,33 @@ def test_report_needs_the_guard_and_an_html_path(tmp_path: Path) -> None:
     for extra in (["--no-verify", "--report", "x.html"], ["--report", "x.json"]):
         proc = bench(tmp_path, *extra)
         assert proc.returncode == 2 and "--report takes a .html path" in proc.stderr, proc.stderr
+
+
+def _doc(names: List[str], verified: bool) -> Dict[str, Any]:
+    """A bench document as ``output.document`` shapes it, with one size and made-up figures."""
+    stat = {"median": 1.0, "q1": 1.0, "q3": 1.0, "min": 1.0, "max": 1.0, "n": 1}
+    base = {"sizes": {"64": {"throughput": stat, "latency": stat}}}
+    entry = {"throughput": stat, "latency": stat, "throughput_ratio": 0.5, "latency_ratio": 0.25,
+             "skipped": None, "errors": []}
+    return {"settings": {"sizes": [64]}, "guard": {"note": "not checked"},
+            "baselines": {"memcpy": base, "memcpy-fresh": base, "bare-pipe": base},
+            "backends": [{"name": n, "verified": verified, "sizes": {"64": entry}} for n in names]}
+
+
+def test_a_long_unverified_name_keeps_its_mark_and_the_table_its_width() -> None:
+    long = "mp-simplequeue-adapter-with-a-longer-name"
+    text = table(_doc(["mp-simplequeue-adapter", long], verified=False), width=200)
+    assert "mp-simplequeue-ada… ?" in text  # 21 characters: a space still parts it from the figures
+    rows = [line for line in text.splitlines() if line.startswith("mp-simplequeue")]
+    assert len(rows) == 4 and all(line[:22].endswith("… ? ") for line in rows), rows
+    assert max(len(line) for line in text.splitlines()) <= 80
+    verified = table(_doc(["os-pipe"], verified=True))
+    assert "os-pipe " in verified and "os-pipe ?" not in verified
+
+
+def test_cpus_that_this_process_cannot_use_are_a_usage_error(tmp_path: Path) -> None:
+    missing = max(os.sched_getaffinity(0)) + 1
+    for value, says in ((str(missing), f"not usable here: {missing}"), ("x", "expected CPU numbers")):
+        proc = bench(tmp_path, "--cpus", value)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "--cpus" in proc.stderr and says in proc.stderr, proc.stderr
