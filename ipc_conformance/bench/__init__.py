@@ -121,6 +121,7 @@ def _select(ns: argparse.Namespace) -> List[Any]:
 def cmd_bench(ns: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from . import guard
     from .output import document, table
+    from .progress import Bar
     from .runner import Settings, run
 
     if ns.plot:
@@ -136,14 +137,17 @@ def cmd_bench(ns: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     backends = _select(ns)
     settings = Settings(sizes=_sizes(ns), repeats=ns.repeats or (2 if ns.quick else 5),
                         target_s=ns.min_time or (0.01 if ns.quick else 0.05), deadline_s=ns.deadline,
-                        quick=ns.quick, progress=ns.progress or sys.stderr.isatty(), cpus=_cpus(ns.cpus))
+                        quick=ns.quick, progress=ns.progress or sys.stderr.isatty(), cpus=_cpus(ns.cpus),
+                        tty=sys.stderr.isatty())
     if ns.no_verify:
         verdicts, info = guard.skipped(backends)
     else:
         if settings.progress:
-            print("bench: checking the backends first (ipc-conformance --profile fast) …", file=sys.stderr)
+            print(f"bench: checking the backends first (ipc-conformance --profile {guard.PROFILE}) …",
+                  file=sys.stderr)
         names = [b.name for b in backends] if ns.only else None
-        verdicts, info = guard.verify(backends, ns.backend, names, ns.workers)
+        verdicts, info = guard.verify(backends, ns.backend, names, ns.workers,
+                                      Bar("guard", settings.progress, settings.tty))
     series = run(backends, settings)
     doc = document(series, backends, verdicts, settings, info, ["ipc-conformance", "bench", *argv])
     print(table(doc, shutil.get_terminal_size((80, 24)).columns))

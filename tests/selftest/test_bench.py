@@ -22,6 +22,7 @@ import pytest
 
 from ipc_conformance.bench.guard import judge
 from ipc_conformance.bench.output import SCHEMA, table
+from ipc_conformance.bench.progress import bar_line
 from ipc_impls.queues import PosixMqBackend
 from ipc_impls.streams import PipeBackend
 
@@ -203,3 +204,29 @@ def test_cpus_that_this_process_cannot_use_are_a_usage_error(tmp_path: Path) -> 
         proc = bench(tmp_path, "--cpus", value)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1 and "--cpus" in proc.stderr and says in proc.stderr, proc.stderr
+
+
+def test_the_progress_bar_fills_estimates_and_fits_a_terminal_line() -> None:
+    assert bar_line("bench", 27, 30, 54.0, "os-pipe 64 KiB") == "bench [#########.] 27/30 os-pipe 64 KiB ~6 s left"
+    assert bar_line("guard", 0, 35, 3.0) == "guard [..........] 0/35 3 s"
+    assert bar_line("guard", 35, 35, 12.4) == "guard [##########] 35/35 12 s"
+    assert bar_line("guard", 0, None, 2.0) == "guard [..........] 0/? 2 s"  # the total is not known yet
+    assert len(bar_line("bench", 1, 3, 1.0, "x" * 200)) <= 79
+
+
+def test_the_progress_bar_draws_in_place_only_on_a_terminal() -> None:
+    import io
+
+    from ipc_conformance.bench.progress import Bar
+
+    log, tty = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((log, False), (tty, True)):
+        bar = Bar("bench", enabled=True, tty=is_tty, stream=stream)
+        for done in range(31):
+            bar.update(done, 30, "os-pipe")
+        bar.close()
+    assert "\r" not in log.getvalue() and len(log.getvalue().splitlines()) == 11  # a line per tenth done
+    assert tty.getvalue().count("\r") == 31 + 2 and "\n" not in tty.getvalue()
+    off = io.StringIO()
+    Bar("bench", enabled=False, tty=True, stream=off).update(1, 2)
+    assert off.getvalue() == ""
