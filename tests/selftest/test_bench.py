@@ -35,10 +35,11 @@ except ImportError:
     HAVE_MATPLOTLIB = False
 
 
-def bench(tmp: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def bench(tmp: Path, *extra: str, verify: bool = False) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, IPCC_RUN_TAG=f"bt{secrets.token_hex(4)}")
     only = [] if "--backend" in extra else ["--only", ",".join(BACKENDS)]
-    argv = [sys.executable, "-m", "ipc_conformance.cli", "bench", "--quick", "--no-verify", *only, *extra]
+    guard = [] if verify else ["--no-verify"]
+    argv = [sys.executable, "-m", "ipc_conformance.cli", "bench", "--quick", *guard, *only, *extra]
     proc = subprocess.run(argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     leftovers = [e for e in os.listdir("/dev/shm") if env["IPCC_RUN_TAG"] in e]
     assert leftovers == [], f"got={leftovers}, but should be nothing left in /dev/shm [bench]"
@@ -230,3 +231,30 @@ def test_the_progress_bar_draws_in_place_only_on_a_terminal() -> None:
     off = io.StringIO()
     Bar("bench", enabled=False, tty=True, stream=off).update(1, 2)
     assert off.getvalue() == ""
+
+
+#: A gallery twin of the stream family that fails its conformance checks at once: it closes
+#: the socket where it should shut down one direction.  Its family alone keeps the guard short
+#: (about 20 s for the two backends on a loaded 2-CPU machine, measured 2026-12-06).
+TWIN = "ipc_impls.broken.streams:FullCloseSocketBackend"
+
+
+def test_the_guard_marks_a_twin_that_fails_its_checks_unverified_everywhere(tmp_path: Path) -> None:
+    extra = ["--backend", "ipc_impls.streams:PipeBackend", "--backend", TWIN, "--sizes", "64", "--repeats", "1",
+             "--json", "out.json", "--progress", "-n", "2"] + (["--report", "r.html"] if HAVE_MATPLOTLIB else [])
+    proc = bench(tmp_path, *extra, verify=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["guard"]["ran"] is True and doc["guard"]["exit_code"] == 1  # the twin's failures
+    rows = {row["name"]: row for row in doc["backends"]}
+    assert rows["os-pipe"]["verified"] is True and rows["os-pipe"]["verification"] == "verified"
+    twin = rows["broken-close-not-shutdown"]
+    assert twin["verified"] is False and twin["verification"] == "unverified: conformance verdicts fail"
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("broken-close-not-s… ?") for line in lines), proc.stdout
+    assert any(line.startswith("os-pipe ") for line in lines) and "os-pipe ?" not in proc.stdout
+    assert "guard [" in proc.stderr and "\r" not in proc.stderr  # progress into a pipe: plain lines
+    if HAVE_MATPLOTLIB:
+        page = (tmp_path / "r.html").read_text()
+        assert ('broken-close-not-shutdown <abbr title="unverified: conformance verdicts fail">unverified</abbr>'
+                in page) and "<th>os-pipe</th>" in page
