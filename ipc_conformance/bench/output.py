@@ -9,10 +9,12 @@ same run, so that they compare across machines:
 * latency ratio = the median bare ``os.pipe`` round trip / the backend's median round
   trip at the same size (1.0: as fast as two processes ping-ponging on a raw pipe).
 
-JSON schema (``schema: "ipc-conformance-bench/1"``)::
+JSON schema (``schema: "ipc-conformance-bench/1"``; as JSON Schema in ``ipc_conformance/bench.schema.json``,
+checked by ``python -m ipc_conformance.schema bench.json``)::
 
     {"schema", "generated": ISO-8601, "command": [str], "machine": {...}, "settings": {...},
-     "guard": {"ran": bool, "profile": str, "seconds": float | null, "note": str},
+     "guard": {"ran": bool, "profile": str | null, "seconds": float | null, "note": str,
+               and when it ran: "placements": str, "exit_code": int, "command": [str]},
      "baselines": {"memcpy" | "memcpy-fresh" | "bare-pipe": {"sizes": {"<bytes>": {"throughput": Stat | null,
                                                                  "latency": Stat | null}}}},
      "backends": [{"name", "kind", "wiring", "verified": bool, "verification": str,

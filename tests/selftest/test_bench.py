@@ -20,6 +20,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ipc_conformance import schema
 from ipc_conformance.bench.guard import judge
 from ipc_conformance.bench.output import SCHEMA, table
 from ipc_conformance.bench.progress import bar_line
@@ -62,7 +63,8 @@ def _ratios(doc: Dict[str, Any]) -> List[float]:
 
 def test_the_json_has_every_backend_and_baseline_at_every_size(quick_run: Dict[str, Any]) -> None:
     doc = quick_run["doc"]
-    assert doc["schema"] == SCHEMA
+    assert doc["schema"] == SCHEMA == schema.load(schema.BENCH_PATH)["properties"]["schema"]["const"]
+    assert schema.validate(doc, schema.schema_for(doc)) == []  # tmp_path's are checked by conftest.py
     assert [row["name"] for row in doc["backends"]] == BACKENDS
     sizes = [str(s) for s in doc["settings"]["sizes"]]
     assert set(doc["baselines"]) == {"memcpy", "memcpy-fresh", "bare-pipe"}
@@ -258,3 +260,19 @@ def test_the_guard_marks_a_twin_that_fails_its_checks_unverified_everywhere(tmp_
         page = (tmp_path / "r.html").read_text()
         assert ('broken-close-not-shutdown <abbr title="unverified: conformance verdicts fail">unverified</abbr>'
                 in page) and "<th>os-pipe</th>" in page
+
+
+def test_the_bench_schema_rejects_what_the_bench_never_writes(quick_run: Dict[str, Any]) -> None:
+    import copy
+
+    bench_schema = schema.load(schema.BENCH_PATH)
+    for path, value in ((("schema",), "ipc-conformance-bench/2"), (("backends", 0, "verified"), "yes"),
+                        (("backends", 0, "kind"), "semaphore"), (("baselines", "memcpy", "sizes", "64"), {}),
+                        (("backends", 0, "verification"), "maybe"), (("settings", "repeats"), 0),
+                        (("backends", 0, "sizes", "64", "throughput"), {"median": 1.0})):
+        broken = copy.deepcopy(quick_run["doc"])
+        target = broken
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        assert schema.validate(broken, bench_schema), path
