@@ -132,34 +132,11 @@ def write_data(data: Mapping[str, Any], path: str, extra_sections: Sequence[Sect
     elif ext == ".xml":
         text = to_junit(data)
     elif ext == ".html":
-        text = to_html(data, extra_sections=extra_sections, catalogue=catalogue_link(path))
+        text = to_html(data, extra_sections=extra_sections)
     else:
         text = json.dumps(data, indent=2, default=str) + "\n"
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-
-
-def catalogue_link(report_path: str) -> str:
-    """Where an HTML report's invariant ids link to (an id is appended as the anchor).
-
-    The catalogue's headings are ``### `<id>` `` and GitHub's anchor for them is the id
-    itself, so ``<base>#<id>`` reaches an entry.  The base is, in order: the installed
-    package's ``Project-URL`` labelled ``Catalogue`` (an absolute URL, for a published
-    package); the checkout's ``docs/INVARIANTS.md`` relative to the report (a report
-    written in or beside a checkout, as CI's are, opens with working links, and keeps them
-    when committed); else the path the catalogue has in the repository.
-    """
-    try:
-        for entry in metadata.metadata("ipc-conformance").get_all("Project-URL") or []:
-            label, _, url = entry.partition(",")
-            if label.strip().lower() == "catalogue" and url.strip():
-                return str(url).strip()
-    except metadata.PackageNotFoundError:
-        pass
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "INVARIANTS.md")
-    if os.path.exists(here):
-        return os.path.relpath(here, os.path.dirname(os.path.abspath(report_path)))
-    return "docs/INVARIANTS.md"
 
 
 def versions() -> Dict[str, str]:

@@ -29,6 +29,7 @@ import re
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from .collector import FAILING, ORDER, SHORT
+from .report_appendix import appendix
 from .report_text import Section, examples_text, settings_text
 
 #: The verdicts in the order the legend shows them, with what each means.
@@ -72,6 +73,8 @@ dl.facts dt{font-weight:bold}dl.facts dd{margin:0}
 .figure svg,.figure img{max-width:100%;height:auto}
 .side{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}
 .side thead th{background:#ddd}
+#catalogue .entry{border-top:1px solid #ddd;padding:.2em 0}#catalogue h3{font-size:1em;margin:.5em 0 .2em}
+#catalogue .entry:target{background:#fffbe6}
 """
 
 #: Opens the <details> a matrix cell links to (fragment navigation alone does not, in every browser).
@@ -98,15 +101,14 @@ def failure_id(backend: str, invariant: str, placement: str, n: int) -> str:
     return f"f{n}-{invariant}-{placement}"
 
 
-def to_html(data: Mapping[str, Any], extra_sections: Sequence[Section] = (),
-            catalogue: str = "docs/INVARIANTS.md") -> str:
+def to_html(data: Mapping[str, Any], extra_sections: Sequence[Section] = ()) -> str:
     """The report as one HTML page.
 
     ``extra_sections``: ``(title, fragment)`` pairs shown after the family matrices, each
     under its own heading (the title is escaped; the fragment is inserted as it is, so it
     must be trusted HTML, self-contained like the rest: inline ``<svg>`` or
-    ``<img src="data:image/png;base64,…">``, no external URLs).  ``catalogue``: the
-    catalogue's address; an invariant id links to ``catalogue#<id>``.
+    ``<img src="data:image/png;base64,…">``, no external URLs).  An invariant id links to
+    ``#<id>``, its catalogue entry in the page's appendix (``report_appendix.py``).
     """
     ids = _failure_ids(data)
     status = data["status"]
@@ -117,10 +119,11 @@ def to_html(data: Mapping[str, Any], extra_sections: Sequence[Section] = (),
     parts += _header(data)
     parts += _backends(data)
     for family, rows in _families(data).items():
-        parts += _family(data, family, rows, ids, catalogue)
+        parts += _family(data, family, rows, ids)
     for title, fragment in extra_sections:
         parts += [f'<section class="extra"><h2>{esc(title)}</h2>', fragment, "</section>"]
     parts += _machine(data)
+    parts += appendix(data, esc)
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -208,7 +211,7 @@ def _families(data: Mapping[str, Any]) -> Dict[str, List[Mapping[str, Any]]]:
 
 
 def _family(data: Mapping[str, Any], family: str, rows: List[Mapping[str, Any]],
-            ids: Dict[Tuple[str, str, str], str], catalogue: str) -> List[str]:
+            ids: Dict[Tuple[str, str, str], str]) -> List[str]:
     backends = sorted({r["backend"] for r in rows})
     invariants: Dict[str, Mapping[str, Any]] = {}
     cells: Dict[Tuple[str, str], Mapping[str, Any]] = {}
@@ -220,7 +223,7 @@ def _family(data: Mapping[str, Any], family: str, rows: List[Mapping[str, Any]],
            + "".join(f'<th class="b" title="{esc(b)}">{esc(b)}</th>' for b in backends) + "</tr></thead><tbody>"]
     order = _catalogue_order()
     for inv_id, r in sorted(invariants.items(), key=lambda kv: order.get(kv[0], len(order))):
-        link = f"{catalogue}#{inv_id}"
+        link = f"#{inv_id}"
         out.append(f'<tr><td class="inv"><a href="{esc(link)}" title="{esc(r["rule"])}"><code>{esc(inv_id)}</code>'
                    f"</a> <small>{esc(r['level'])}</small></td>"
                    + "".join(_cell(cells.get((b, inv_id)), b, ids) for b in backends) + "</tr>")
@@ -229,7 +232,7 @@ def _family(data: Mapping[str, Any], family: str, rows: List[Mapping[str, Any]],
     if failures:
         out.append(f"<h3>Failures ({len(failures)}): click one to open it</h3>")
     for r, p, d in failures:
-        out += _failure(r, p, d, ids[(r["backend"], r["invariant"], p)], catalogue)
+        out += _failure(r, p, d, ids[(r["backend"], r["invariant"], p)])
     skipped = [(r, p, d) for r in rows for p, d in sorted(r["placements"].items())
                if d["verdict"] in ("unsupported", "unresolved", "not_run")]
     if skipped:
@@ -262,11 +265,11 @@ def _cell(r: Any, backend: str, ids: Dict[Tuple[str, str, str], str]) -> str:
     return f'<td class="v v-{verdict}" title="{esc(places)}">{mark}{examples}</td>'
 
 
-def _failure(r: Mapping[str, Any], placement: str, d: Mapping[str, Any], anchor: str, catalogue: str) -> List[str]:
+def _failure(r: Mapping[str, Any], placement: str, d: Mapping[str, Any], anchor: str) -> List[str]:
     verdict = d["verdict"]
     example, history = _split_counterexample(str(d.get("counterexample", "")))
     facts = [("rule", f"{esc(r['rule'])} ({esc(r['level'])}, "
-                      f'<a href="{esc(catalogue + "#" + r["invariant"])}">catalogue entry</a>)'),
+                      f'<a href="#{esc(r["invariant"])}">catalogue entry</a>)'),
              ("source", esc(r["source"])), ("examples", str(int(d.get("examples") or 0)))]
     if d.get("replays"):
         facts.append(("replays", f"the minimal example failed {int(d['replays']['failed'])} of "

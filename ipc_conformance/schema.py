@@ -1,11 +1,14 @@
-"""The JSON report's schema (``report.schema.json``, JSON Schema 2020-12) and a validator for it.
+"""The JSON schemas (JSON Schema 2020-12) and a validator for them: the conformance report's
+(``report.schema.json``) and the bench's (``bench.schema.json``, ``ipc-conformance bench --json``).
 
 The schema is a checked-in file any JSON Schema tool can use (``jsonschema``,
 ``check-jsonschema`` in CI).  The project does not depend on such a tool: this module
 validates the subset of the vocabulary the schema uses, and refuses a schema that
 uses any other keyword, so that no rule is silently skipped.
 
-    python -m ipc_conformance.schema report.json     # exit 1 and one line per problem
+    python -m ipc_conformance.schema report.json bench.json   # exit 1 and one line per problem
+
+A document is checked against the schema its ``schema`` field names.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from typing import Any, Dict, List, Mapping, Optional
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.schema.json")
+BENCH_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench.schema.json")
 #: Keywords that only annotate (ignored) and keywords this validator checks.
 ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "$defs"})
 CHECKED = frozenset({"type", "properties", "required", "additionalProperties", "items", "enum", "const", "minimum",
@@ -102,11 +106,18 @@ def _collect(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], whe
     return found
 
 
+def schema_for(data: Any) -> Dict[str, Any]:
+    """The schema a document names: the bench's for ``ipc-conformance-bench/…``, else the report's."""
+    named = str(data.get("schema", "")) if isinstance(data, dict) else ""
+    return load(BENCH_PATH if named.startswith("ipc-conformance-bench/") else PATH)
+
+
 def main(argv: List[str]) -> int:
     bad = 0
     for path in argv:
         with open(path, encoding="utf-8") as f:
-            problems = validate(json.load(f))
+            data = json.load(f)
+        problems = validate(data, schema_for(data))
         for line in problems:
             print(f"{path}: {line}")
         bad += bool(problems)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, NoReturn, Optional, Sequence
 
 from .plot import INSTALL_HINT, MissingMatplotlib, html_section, write_plots
 
@@ -58,21 +59,35 @@ def _sizes(ns: argparse.Namespace) -> List[int]:
         try:
             sizes = sorted({int(s) for s in ns.sizes.split(",") if s.strip()})
         except ValueError:
-            raise SystemExit(f"ipc-conformance bench: --sizes {ns.sizes!r}: expected integers, "
-                             "e.g. 1,1024,65536") from None
+            _usage(f"--sizes {ns.sizes!r}: expected integers, e.g. 1,1024,65536")
         if not sizes or sizes[0] < 1:
-            raise SystemExit("ipc-conformance bench: --sizes: sizes must be at least 1 byte")
+            _usage("--sizes: sizes must be at least 1 byte")
         return sizes
     return list(QUICK_SIZES if ns.quick else FULL_SIZES)
 
 
 def _cpus(text: Optional[str]) -> Optional[List[int]]:
+    """The CPUs to pin to, checked before the run: sched_setaffinity would otherwise fail with
+    a bare OSError (EINVAL) after the guard's minutes, for a CPU that does not exist or that
+    this process may not use (a container's cpuset)."""
     if not text:
         return None
+    allowed = sorted(os.sched_getaffinity(0))
     try:
-        return sorted({int(c) for c in text.split(",") if c.strip()})
+        cpus = sorted({int(c) for c in text.split(",") if c.strip()})
     except ValueError:
-        raise SystemExit(f"ipc-conformance bench: --cpus {text!r}: expected CPU numbers, e.g. 0,1") from None
+        _usage(f"--cpus {text!r}: expected CPU numbers, e.g. 0,1")
+    bad = [c for c in cpus if c not in allowed]
+    if not cpus or bad:
+        _usage(f"--cpus {text!r}: {'no CPU given' if not cpus else 'not usable here: ' + ','.join(map(str, bad))}; "
+               f"this process may use CPUs {','.join(map(str, allowed))}")
+    return cpus
+
+
+def _usage(message: str) -> NoReturn:
+    """A usage error: one line, exit status 2, as argparse gives for its own."""
+    print(f"ipc-conformance bench: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _select(ns: argparse.Namespace) -> List[Any]:
@@ -106,6 +121,7 @@ def _select(ns: argparse.Namespace) -> List[Any]:
 def cmd_bench(ns: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     from . import guard
     from .output import document, table
+    from .progress import Bar
     from .runner import Settings, run
 
     if ns.plot:
@@ -121,14 +137,17 @@ def cmd_bench(ns: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     backends = _select(ns)
     settings = Settings(sizes=_sizes(ns), repeats=ns.repeats or (2 if ns.quick else 5),
                         target_s=ns.min_time or (0.01 if ns.quick else 0.05), deadline_s=ns.deadline,
-                        quick=ns.quick, progress=ns.progress or sys.stderr.isatty(), cpus=_cpus(ns.cpus))
+                        quick=ns.quick, progress=ns.progress or sys.stderr.isatty(), cpus=_cpus(ns.cpus),
+                        tty=sys.stderr.isatty())
     if ns.no_verify:
         verdicts, info = guard.skipped(backends)
     else:
         if settings.progress:
-            print("bench: checking the backends first (ipc-conformance --profile fast) …", file=sys.stderr)
+            print(f"bench: checking the backends first (ipc-conformance --profile {guard.PROFILE}) …",
+                  file=sys.stderr)
         names = [b.name for b in backends] if ns.only else None
-        verdicts, info = guard.verify(backends, ns.backend, names, ns.workers)
+        verdicts, info = guard.verify(backends, ns.backend, names, ns.workers,
+                                      Bar("guard", settings.progress, settings.tty))
     series = run(backends, settings)
     doc = document(series, backends, verdicts, settings, info, ["ipc-conformance", "bench", *argv])
     print(table(doc, shutil.get_terminal_size((80, 24)).columns))

@@ -18,13 +18,15 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from .progress import Bar
+
 PROFILE = "fast"
 PLACEMENT = "fork"
 FAILING = frozenset({"fail", "flaky", "error", "crashed"})
 
 
 def verify(backends: Sequence[Any], specs: Sequence[str], only: Optional[Sequence[str]],
-           workers: str) -> Tuple[Dict[str, str], Dict[str, Any]]:
+           workers: str, bar: Optional[Bar] = None) -> Tuple[Dict[str, str], Dict[str, Any]]:
     """Returns (backend name -> "verified" or "unverified: why", what the guard did)."""
     families = sorted({b.kind for b in backends})
     with tempfile.TemporaryDirectory(prefix="ipcc-bench-guard-") as tmp:
@@ -40,10 +42,14 @@ def verify(backends: Sequence[Any], specs: Sequence[str], only: Optional[Sequenc
         if only:
             argv += ["-k", " or ".join(only)]
         # Hypothesis's example database goes with the guard, not into the user's directory.
-        env = dict(os.environ, HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"))
+        # The run's progress goes to a file the plugin keeps current (its own line needs a terminal).
+        counts = os.path.join(tmp, "progress")
+        env = dict(os.environ, HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(tmp, "hypothesis"),
+                   IPCC_PROGRESS_FILE=counts)
         start = time.monotonic()
         with open(os.path.join(tmp, "log"), "w+") as log:
-            proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            _follow(proc, counts, bar)
             log.seek(0)
             tail = log.read()[-2000:]
         seconds = time.monotonic() - start
@@ -57,6 +63,36 @@ def verify(backends: Sequence[Any], specs: Sequence[str], only: Optional[Sequenc
             "exit_code": proc.returncode, "command": argv[1:], "report": doc,
             "note": f"did not pass ipc-conformance --profile {PROFILE} --placements {PLACEMENT} in this run"}
     return verdicts, info
+
+
+def _follow(proc: subprocess.Popen[bytes], counts: str, bar: Optional[Bar]) -> None:
+    """Wait for the conformance run, showing its checks done of those scheduled on ``bar``."""
+    try:
+        while True:
+            try:
+                proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if bar is not None:
+                done, total, failing = _counts(counts)
+                bar.update(done, total, f"checks, {failing} failing" if total else "starting")
+    except BaseException:  # ^C: the run is stopped with the bench, not left behind
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _counts(path: str) -> Tuple[int, int, int]:
+    try:
+        with open(path, encoding="ascii") as f:
+            done, total, failing = (int(x) for x in f.read().split())
+        return done, total, failing
+    except (OSError, ValueError):
+        return 0, 0, 0  # not written yet
 
 
 def judge(backends: Sequence[Any], report: Dict[str, Any], failure: str = "") -> Dict[str, str]:

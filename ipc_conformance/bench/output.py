@@ -9,10 +9,12 @@ same run, so that they compare across machines:
 * latency ratio = the median bare ``os.pipe`` round trip / the backend's median round
   trip at the same size (1.0: as fast as two processes ping-ponging on a raw pipe).
 
-JSON schema (``schema: "ipc-conformance-bench/1"``)::
+JSON schema (``schema: "ipc-conformance-bench/1"``; as JSON Schema in ``ipc_conformance/bench.schema.json``,
+checked by ``python -m ipc_conformance.schema bench.json``)::
 
     {"schema", "generated": ISO-8601, "command": [str], "machine": {...}, "settings": {...},
-     "guard": {"ran": bool, "profile": str, "seconds": float | null, "note": str},
+     "guard": {"ran": bool, "profile": str | null, "seconds": float | null, "note": str,
+               and when it ran: "placements": str, "exit_code": int, "command": [str]},
      "baselines": {"memcpy" | "memcpy-fresh" | "bare-pipe": {"sizes": {"<bytes>": {"throughput": Stat | null,
                                                                  "latency": Stat | null}}}},
      "backends": [{"name", "kind", "wiring", "verified": bool, "verification": str,
@@ -135,6 +137,16 @@ def _cell(entry: Dict[str, Any], key: str) -> str:
     return _fmt(value)
 
 
+def row_name(name: str, verified: bool) -> str:
+    """A backend's name as the table's first column: at most ``NAME_W - 1`` characters (one
+    space before the figures), the name cut with an ellipsis so that the " ?" mark survives."""
+    mark = "" if verified else " ?"
+    room = NAME_W - 1 - len(mark)
+    if len(name) > room:
+        name = name[:room - 1] + "…"
+    return name + mark
+
+
 def table(doc: Dict[str, Any], width: int = 80) -> str:
     sizes = [int(s) for s in doc["settings"]["sizes"]]
     per_block = max(1, (min(width, 80) - NAME_W) // COL_W)
@@ -161,8 +173,7 @@ def table(doc: Dict[str, Any], width: int = 80) -> str:
                         _fmt(_ratio(mine[str(s)]["throughput"], ref[str(s)]["throughput"])).rjust(COL_W)
                         for s in block))
             for row in doc["backends"]:
-                name = row["name"] + ("" if row["verified"] else " ?")
-                out.append(name[:NAME_W - 1].ljust(NAME_W) + "".join(
+                out.append(row_name(row["name"], row["verified"]).ljust(NAME_W) + "".join(
                     _cell(row["sizes"][str(s)], key + "_ratio")[:COL_W - 1].rjust(COL_W) for s in block))
     legend = "higher is better; skip: size not possible here, ERR: the cell failed (the JSON says why)."
     if any(not row["verified"] for row in doc["backends"]):

@@ -9,12 +9,11 @@ over repeats, with the quartiles and the extremes beside it.
 from __future__ import annotations
 
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from .cell import BARE_PIPE, BASELINES, FAMILIES, MEMCPY, Budget, CellResult, run_cell
+from .progress import Bar
 
 FULL_SIZES = [4 ** i for i in range(14)]  # 1 B … 64 MiB
 QUICK_SIZES = [64, 64 << 10, 1 << 20]
@@ -31,6 +30,7 @@ class Settings:
     quick: bool
     progress: bool
     cpus: Optional[List[int]] = None
+    tty: bool = False  # stderr is a terminal: the progress bar draws in place
 
 
 @dataclass
@@ -83,27 +83,6 @@ def probe_queue_limit(backend: Any, scope: Any) -> Optional[int]:
         channel.teardown()
 
 
-class Progress:
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
-        self.start = time.monotonic()
-
-    def step(self, what: str) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        spent = time.monotonic() - self.start
-        left = spent / self.done * (self.total - self.done)
-        line = f"bench {self.done}/{self.total} {what[:34]:34} {spent:5.0f} s, ~{left:.0f} s left"
-        sys.stderr.write("\r" + line[:79].ljust(79))
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
-
-
 def run(backends: Sequence[Any], settings: Settings) -> Dict[str, Dict[int, Series]]:
     """Every cell, ``settings.repeats`` times; returns name -> size -> samples (baselines included)."""
     from ipc_specs.harness.resources import ResourceRoot
@@ -126,14 +105,16 @@ def run(backends: Sequence[Any], settings: Settings) -> Dict[str, Dict[int, Seri
                 finally:
                     root.release(scope)
         budget = Budget(target_s=settings.target_s)
-        progress = Progress(settings.repeats * len(settings.sizes) * len(names), settings.progress)
+        total = settings.repeats * len(settings.sizes) * len(names)
+        progress, done = Bar("bench", settings.progress, settings.tty), 0
         try:
             for rep in range(settings.repeats):
                 order = names[rep % len(names):] + names[:rep % len(names)]
                 for size in settings.sizes:
                     for b in order:
                         _one(b, size, series[_name(b)][size], root, budget, settings, limits.get(_name(b)))
-                        progress.step(f"{_name(b)} {human_size(size)}")
+                        done += 1
+                        progress.update(done, total, f"{_name(b)} {human_size(size)}")
         finally:
             progress.close()
     finally:

@@ -34,7 +34,8 @@ def _no_job_summary() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _reports_follow_their_schema(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every JSON report a self-test writes (under its tmp_path) is validated against
-    ``report.schema.json`` and every JUnit report parsed, whatever the test itself checks."""
+    ``report.schema.json`` (a bench's against ``bench.schema.json``) and every JUnit report
+    parsed, whatever the test itself checks."""
     # Asked for before the test runs, so that tmp_path is torn down after this fixture.
     tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
     yield
@@ -43,15 +44,15 @@ def _reports_follow_their_schema(request: pytest.FixtureRequest) -> Iterator[Non
     import json
     import xml.etree.ElementTree as ET
 
-    from ipc_conformance.schema import validate
+    from ipc_conformance.schema import schema_for, validate
 
     for path in tmp.rglob("*.json"):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and str(data.get("schema", "")).startswith("ipc-conformance-report/"):
-            assert validate(data) == [], f"{path} does not follow report.schema.json"
+        if isinstance(data, dict) and str(data.get("schema", "")).startswith("ipc-conformance-"):
+            assert validate(data, schema_for(data)) == [], f"{path} does not follow its schema ({data['schema']})"
     for path in tmp.rglob("*.xml"):
         root = ET.parse(str(path)).getroot()  # well-formed, or this raises
         assert root.tag != "testsuites" or root.get("name") == "ipc-conformance", path

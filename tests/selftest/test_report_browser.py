@@ -4,7 +4,8 @@ Needs Debian's ``chromium`` and ``chromium-driver`` and the ``test`` extra (sele
 Without them the test says what is missing and skips; with ``IPC_REQUIRE_BROWSER=1``
 (CI) it fails instead.  tox runs it in py311 only (marker ``browser``): the page is
 the same string on every interpreter, the other envs check it without a browser
-(test_reports.py), and current selenium needs Python 3.10+.
+(test_reports.py), and current selenium needs Python 3.10+.  Its screenshots go to
+``$IPC_ARTIFACTS`` (``.ci/run`` sets it to ``.ci/logs/``), else to the test's tmp_path.
 """
 
 from __future__ import annotations
@@ -62,12 +63,47 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         drv.quit()
 
 
-def test_the_html_report_reads_and_opens_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
+def artifacts(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$IPC_ARTIFACTS`` (CI sets it to .ci/logs/, which outlives the run),
+    else the test's own temporary directory."""
+    where = os.environ.get("IPC_ARTIFACTS")
+    if not where:
+        return tmp_path
+    path = Path(where)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
+
+def screenshot(browser: Any, path: Path) -> Path:
+    """The whole page (the window grown to its height), saved to ``path``; the path is printed
+    so that ``-rA`` and CI's log say where to look."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1200, min(int(height) + 120, 6000))
+    browser.save_screenshot(str(path))
+    print(f"screenshot of the HTML report: {path}")
+    return path
+
+
+def test_the_html_report_reads_and_opens_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     report.write(sample_collector(), [str(page)])
     browser.get(page.as_uri())
+    shots = artifacts(tmp_path)
+    # One shot as rendered, one at the end whatever happened: a failing assert still leaves both.
+    first = screenshot(browser, shots / "browser-report-rendered.png")
+    try:
+        _check_the_page(browser)
+    finally:
+        try:
+            screenshot(browser, shots / "browser-report-final.png")
+        except Exception as exc:  # the browser died: the test's own failure says more
+            print(f"no final screenshot: {type(exc).__name__}: {exc}")
+    assert first.stat().st_size > 10_000
+
+
+def _check_the_page(browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
     assert browser.title == "IPC conformance: FAILED"  # the <script> in a failure message did not run
     assert browser.find_element(By.ID, "status").text == "FAILED"
     row = browser.find_element(By.CSS_SELECTOR, "#family-stream table.matrix tbody tr")
@@ -95,11 +131,6 @@ def test_the_html_report_reads_and_opens_in_a_real_browser(browser: Any, tmp_pat
     assert target.get_attribute("open") is None
     flaky.click()  # a failing cell's link leads to its details, opened
     assert target.get_attribute("open") is not None and target.find_element(By.CSS_SELECTOR, "pre.reproduce").text
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1200, min(int(height) + 120, 6000))
-    shot = tmp_path / "report.png"
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
-    print(f"screenshot of the HTML report: {shot}")
 
 
 def _luminance(browser: Any, selector: str) -> float:

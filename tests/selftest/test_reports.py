@@ -89,7 +89,7 @@ def test_results_come_in_catalogue_order(data: Dict[str, Any]) -> None:
 
 
 def test_the_html_report_escapes_user_data_and_links_the_catalogue(data: Dict[str, Any]) -> None:
-    page = to_html(data, extra_sections=[("Bench <plots>", "<p id='bench'>fragment</p>")], catalogue="cat.md")
+    page = to_html(data, extra_sections=[("Bench <plots>", "<p id='bench'>fragment</p>")])
     tags = parse(page)
     assert [t for t, _ in tags.tags].count("script") == 1  # the report's own three lines, nothing injected
     assert "<b>" not in page and "evil&lt;b&gt;&amp;amp;&#x27;&quot;twin" in page
@@ -99,7 +99,7 @@ def test_the_html_report_escapes_user_data_and_links_the_catalogue(data: Dict[st
                 if k in ("src", "href") and re.match(r"(https?:)?//", a)], "the page fetches nothing"
     assert "<link" not in page and "@import" not in page and "url(" not in page
     links = {a["href"] for t, a in tags.tags if t == "a"}
-    assert {f"cat.md#{inv}" for inv in INVARIANTS} <= links
+    assert {f"#{inv}" for inv in INVARIANTS} <= links  # the page's own appendix (test_catalogue_links_…)
     details = [a["id"] for t, a in tags.tags if t == "details" and "failure" in a.get("class", "")]
     assert len(details) == 4 and {f"#{d}" for d in details} <= links  # every failing cell links to its details
     assert "Bench &lt;plots&gt;" in page and "<p id='bench'>fragment</p>" in page
@@ -125,18 +125,30 @@ def test_extra_sections_hold_figures_inline(data: Dict[str, Any]) -> None:
         png_fragment(b"GIF89a", "x")
 
 
-def test_catalogue_links_reach_the_catalogues_anchors() -> None:
+def test_catalogue_links_reach_the_catalogues_anchors(data: Dict[str, Any], tmp_path: Path) -> None:
     """docs/INVARIANTS.md heads each entry ``### `<id>` ``; GitHub's anchor for such a heading is
-    the text lowercased, punctuation other than - and _ dropped, spaces made hyphens: the id."""
+    the text lowercased, punctuation other than - and _ dropped, spaces made hyphens: the id.
+    The HTML report links an id to ``#<id>``, an entry of its own appendix, so that its links
+    live wherever the page is: here written outside any checkout, as an installed wheel (tox) does."""
+    from ipc_conformance.report_appendix import PAGE_IDS
     from ipc_specs import all_invariants
 
     catalogue = (ROOT / "docs" / "INVARIANTS.md").read_text(encoding="utf-8")
     anchors = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-")
                for h in re.findall(r"^#+ (.+)$", catalogue, flags=re.M)}
-    assert {inv.id for inv in all_invariants()} <= anchors
-    link = report.catalogue_link(str(ROOT / "build" / "r.html"))
-    from_checkout = Path(report.__file__).resolve().parents[1] == ROOT  # else an installed wheel (tox)
-    assert link == ("../docs/INVARIANTS.md" if from_checkout else "docs/INVARIANTS.md"), link
+    ids = {inv.id for inv in all_invariants()}
+    assert ids <= anchors and not ids & PAGE_IDS
+    page = tmp_path / "r.html"
+    report.write_data(data, str(page))
+    tags = parse(page.read_text(encoding="utf-8"))
+    targets = {a["id"] for _, a in tags.tags if "id" in a}
+    hrefs = [a["href"] for t, a in tags.tags if t == "a"]
+    assert not [h for h in hrefs if not h.startswith("#")], "every link stays in the page"
+    assert {h[1:] for h in hrefs} <= targets  # none dead
+    entries = [a["id"] for t, a in tags.tags if t == "div" and a.get("class") == "entry"]
+    assert entries == [i for i in (inv.id for inv in all_invariants()) if i in INVARIANTS]  # catalogue order
+    text = " ".join(tags.text)
+    assert all(r["rule"] in text and r["source"] in text for r in data["results"])
 
 
 def test_the_junit_report_is_what_ci_systems_read(data: Dict[str, Any], tmp_path: Path) -> None:
