@@ -183,11 +183,13 @@ class RefusalDropsCallerTimerTimeouts(ItimerTimeouts):
     refusal of sorts, but only after the caller's ITIMER_REAL was disarmed to be saved: the
     process's one timer, armed by the main thread, is gone."""
 
-    def _save_caller(self) -> None:
-        value, interval = signal.setitimer(ITIMER_REAL, 0)
-        self.saved_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-        self.outer = time.monotonic() + value if value > 0 else None
-        self.outer_interval = interval
+    def _enter(self, scope: ItimerScope) -> None:
+        with self._critical():  # no look at the thread first: _save_caller zeroes, then fails
+            if not self.stack:
+                self._save_caller()
+            scope.deadline = time.monotonic() + scope.seconds
+            self.stack.append(scope)
+            self._arm()
 
 
 class AssertionTimeout(AssertionError):
@@ -259,6 +261,9 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(_recipe("broken-caller-timer-rearmed-from-entry-timeout", CallerTimerHandedBackLateScope, PLAIN),
             "signal_state_restored_on_every_exit_path",
             "A timer handed back must read no more than it did before the scope, less the time spent in it."),
+    Exhibit(_reference_variant("broken-refusal-drops-caller-timer-timeout", RefusalDropsCallerTimerTimeouts),
+            "scope_outside_main_thread_works_alone_or_refuses_cleanly",
+            "Refuse outside the main thread before touching the process's one ITIMER_REAL, not after zeroing it."),
     Exhibit(_reference_variant("broken-assertion-class-timeout", AssertionClassTimeouts),
             "declared_timeout_class_is_not_an_unrelated_error",
             "A timeout class derived from AssertionError reads as a failed check: derive it from TimeoutError."),
