@@ -7,8 +7,9 @@ with ``time.monotonic_ns()`` before entering a scope, which gives honest lower
 bounds for when it may fire.  Roles catch the class the backend declares
 (``common.timeout_class``) and record the class of whatever interrupted the
 guarded code; they audit the signal state (``harness.sigstate``) around the
-scopes they use, here in the worker, and note the scope's events (enter,
-interrupted, fired, swallowed, exit, restored) in the history.
+scopes they use, here in the worker, and note the scope's events in the history:
+enter, armed (ITIMER_REAL just after entering), interrupted, fired (the SIGALRMs
+delivered while it was active, ``observe.AlarmWatch``), exit, swallowed, restored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..harness import sigstate
 from ..harness.control import measure_until_on_time
 from ..harness.worker import Proc
 from .common import give_up_at, timeout_class
+from .observe import AlarmWatch
 from .protocol import ScopeRefused
 
 KINDS = ("sleep", "select", "spin")  # blocked in a sleep, blocked in a system call, pure Python
@@ -74,10 +76,13 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
     end = give_up_at(proc, ms / 1000)
     result["give_up_ms"] = (end - time.monotonic()) * 1000
     result["t_enter"] = proc.note("enter", f"{ms} ms")
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with scope:
             try:
                 result["began"] = True
+                watch.armed()
                 block(kind, end)
             except BaseException as exc:  # whatever it is, it is what interrupted the guarded code
                 result["raised_inside"] = True
@@ -91,6 +96,7 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
         # expire while the scope is still being entered.  Taken after the fact, this
         # time is an upper bound of when it fired.
         result.setdefault("t_raised", time.monotonic_ns())
+    result["sigalrms"] = watch.stop()
     result["fired"] = bool(scope.fired)
     _note_exit(proc, result["fired"], result["interrupted_by"], result["outcome"])
     result["later"] = _linger(proc, linger_ms)
@@ -147,9 +153,12 @@ def leave_by(proc: Proc, t: Any, path: str, ms: int, kind: str) -> Dict[str, Any
     scope = t.timeout(ms / 1000)
     out: Dict[str, Any] = {"path": path, "raised": None, "fired": False, "refused": False, "entered": False}
     out["t_enter"] = proc.note("enter", f"{ms} ms, left by {path}")
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with scope:
             out["entered"] = True
+            watch.armed()
             if path == "timeout":
                 block(kind, give_up_at(proc, ms / 1000))
             else:
@@ -162,6 +171,7 @@ def leave_by(proc: Proc, t: Any, path: str, ms: int, kind: str) -> Dict[str, Any
         out["raised"] = type(exc).__name__
         out["is_expected"] = isinstance(exc, expected)
         out["refused"] = isinstance(exc, ScopeRefused) and not out["entered"]
+    out["sigalrms"] = watch.stop()
     out["t_exit"] = proc.note("exit", f"raised outside: {out['raised']}")
     out["fired"] = bool(scope.fired)
     return out
