@@ -17,14 +17,16 @@ caller's deadline joins the scopes' (an expiry there calls the caller's handler,
 or takes its default action), and leaving the last scope disarms first, then
 restores the handler, then re-arms the caller's timer for what is left of it.
 
-Not claimed or not handled: use from threads other than the main thread
-(signal handlers can only be installed there).
+Entered in a thread other than the main thread, a scope refuses with ScopeRefused
+before touching the timer or the handler (Python installs signal handlers from
+the main thread only, and runs them there).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from types import TracebackType
@@ -91,6 +93,10 @@ class ItimerTimeouts:
                 self._expire()  # may raise: the expiry is delivered here, after the bookkeeping
 
     def _enter(self, scope: ItimerScope) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            # Checked before anything is touched: saving the caller's timer disarms it, and
+            # signal.signal would only refuse afterwards (ValueError), with that timer lost.
+            raise p.ScopeRefused("SIGALRM scopes work in the main thread only (where Python runs handlers)")
         with self._critical():
             if not self.stack:
                 self._save_caller()

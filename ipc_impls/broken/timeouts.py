@@ -161,6 +161,37 @@ class UnclearRefusalScope(AlarmScope):
         return super().__enter__()
 
 
+class CallerTimerHandedBackLateScope(AlarmScope):
+    """Saves the caller's ITIMER_REAL and handler, and hands both back, but re-arms the caller's
+    timer with the value it had at entry ("put back what was there"), not with what is left of
+    it: the caller's deadline moves later by the time spent in the scope."""
+
+    def __enter__(self) -> AlarmScope:
+        self.saved = signal.setitimer(ITIMER_REAL, 0)
+        return super().__enter__()
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        super().__exit__(exc_type, exc, tb)
+        if self.saved[0] > 0:
+            signal.setitimer(ITIMER_REAL, *self.saved)
+        return None
+
+
+class RefusalDropsCallerTimerTimeouts(ItimerTimeouts):
+    """The reference as it was: outside the main thread ``signal.signal`` raises ValueError, a
+    refusal of sorts, but only after the caller's ITIMER_REAL was disarmed to be saved: the
+    process's one timer, armed by the main thread, is gone."""
+
+    def _enter(self, scope: ItimerScope) -> None:
+        with self._critical():  # no look at the thread first: _save_caller zeroes, then fails
+            if not self.stack:
+                self._save_caller()
+            scope.deadline = time.monotonic() + scope.seconds
+            self.stack.append(scope)
+            self._arm()
+
+
 class AssertionTimeout(AssertionError):
     """A library's timeout class derived from AssertionError ("a timeout is a failed expectation")."""
 
@@ -224,6 +255,15 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(_recipe("broken-unclear-refusal-timeout", UnclearRefusalScope, PLAIN),
             "caller_alarm_and_handler_survive_the_scope",
             "A scope that will not share SIGALRM refuses with ScopeRefused and leaves the caller's alarm alone."),
+    Exhibit(_recipe("broken-caller-timer-handed-back-late-timeout", CallerTimerHandedBackLateScope, PLAIN),
+            "caller_alarm_and_handler_survive_the_scope",
+            "Hand the caller's timer back with what is left of it, not what it read at entry, or its deadline slips."),
+    Exhibit(_recipe("broken-caller-timer-rearmed-from-entry-timeout", CallerTimerHandedBackLateScope, PLAIN),
+            "signal_state_restored_on_every_exit_path",
+            "A timer handed back must read no more than it did before the scope, less the time spent in it."),
+    Exhibit(_reference_variant("broken-refusal-drops-caller-timer-timeout", RefusalDropsCallerTimerTimeouts),
+            "scope_outside_main_thread_works_alone_or_refuses_cleanly",
+            "Refuse outside the main thread before touching the process's one ITIMER_REAL, not after zeroing it."),
     Exhibit(_reference_variant("broken-assertion-class-timeout", AssertionClassTimeouts),
             "declared_timeout_class_is_not_an_unrelated_error",
             "A timeout class derived from AssertionError reads as a failed check: derive it from TimeoutError."),

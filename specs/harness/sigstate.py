@@ -13,6 +13,7 @@ signal): take it around a scope or a role, not around each operation.
 from __future__ import annotations
 
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any, FrozenSet, List, Tuple
 
@@ -25,6 +26,16 @@ class SignalState:
     handlers: Tuple[Tuple[int, Any], ...]
     mask: FrozenSet[int]
     itimer_real: Tuple[float, float]
+    #: time.monotonic() just before and just after ITIMER_REAL was read: how much time
+    #: passed between two readings is bounded from below by ``later.read_from - earlier.read_by``.
+    read_from: float = 0.0
+    read_by: float = 0.0
+
+
+#: Allowed between a timer's two readings beyond what the time between them explains:
+#: getitimer and setitimer round to microseconds; a timer pushed later by a scope slips by
+#: the time spent in it, milliseconds at least.
+ROUNDING_S = 0.001
 
 
 def take() -> SignalState:
@@ -38,7 +49,9 @@ def take() -> SignalState:
         except (ValueError, OSError):
             continue
     mask = frozenset(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
-    return SignalState(tuple(handlers), mask, signal.getitimer(signal.ITIMER_REAL))
+    read_from = time.monotonic()
+    itimer = signal.getitimer(signal.ITIMER_REAL)
+    return SignalState(tuple(handlers), mask, itimer, read_from, time.monotonic())
 
 
 def signal_name(sig: int) -> str:
@@ -56,7 +69,9 @@ def changes(before: SignalState, after: SignalState) -> List[str]:
     """What differs, one readable line each; empty when the state was restored.
 
     ITIMER_REAL counts down, so a timer armed before is judged by its interval
-    and by not having been pushed later; one that was not armed must not be.
+    and by not having been pushed later: it may read at most what it read before,
+    less the time that surely passed between the two readings (plus rounding); one
+    that was not armed must not be.
     """
     found: List[str] = []
     old = dict(before.handlers)
@@ -70,4 +85,8 @@ def changes(before: SignalState, after: SignalState) -> List[str]:
         found.append(f"ITIMER_REAL left armed ({now:.6f} s left, interval {now_every:g} s)")
     elif was > 0 and (now > was or now_every != was_every):
         found.append(f"ITIMER_REAL changed from ({was:.6f}, {was_every:g}) to ({now:.6f}, {now_every:g})")
+    elif was > 0 and was_every == 0 and now > was - (after.read_from - before.read_by) + ROUNDING_S:
+        passed = after.read_from - before.read_by
+        found.append(f"ITIMER_REAL pushed later: {was:.6f} s left, and {now:.6f} s left at least "
+                     f"{passed:.6f} s later")
     return found

@@ -32,10 +32,14 @@ def _kinds(case: Case) -> st.SearchStrategy[str]:
 def _what_happened(v: Dict[str, Any]) -> str:
     """The guarded code's side of the story, telling "fired but swallowed" from "never fired"."""
     if v["outcome"] == roles.RAN_TO_END:
-        if v["fired"]:
-            return (f"fired but swallowed: the scope says it fired and the guarded code saw "
-                    f"{v['interrupted_by'] or 'nothing'}, yet nothing left the with")
-        return f"never fired: the guarded code was not interrupted in {v['give_up_ms']:.0f} ms"
+        alarms = v.get("sigalrms")  # None where they could not be counted (not the main thread)
+        if v["fired"] or alarms:
+            said = "the scope says it fired" if v["fired"] else "it did not say so"
+            return (f"fired but swallowed: {said}" + (f", {alarms} SIGALRM delivered while it was active" if alarms
+                                                      else "") +
+                    f", and the guarded code saw {v['interrupted_by'] or 'nothing'}, yet nothing left the with")
+        return (f"never fired: the guarded code was not interrupted in {v['give_up_ms']:.0f} ms"
+                + (" and no SIGALRM was delivered while the scope was active" if alarms == 0 else ""))
     if not v["raised_inside"]:
         return f"{v['outcome']} raised outside the guarded code" + (", after it began" if v["began"] else "")
     return f"interrupted by {v['interrupted_by']}, which left the with as {v['outcome']}"

@@ -7,8 +7,9 @@ with ``time.monotonic_ns()`` before entering a scope, which gives honest lower
 bounds for when it may fire.  Roles catch the class the backend declares
 (``common.timeout_class``) and record the class of whatever interrupted the
 guarded code; they audit the signal state (``harness.sigstate``) around the
-scopes they use, here in the worker, and note the scope's events (enter,
-interrupted, fired, swallowed, exit, restored) in the history.
+scopes they use, here in the worker, and note the scope's events in the history:
+enter, armed (ITIMER_REAL just after entering), interrupted, fired (the SIGALRMs
+delivered while it was active, ``observe.AlarmWatch``), exit, swallowed, restored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..harness import sigstate
 from ..harness.control import measure_until_on_time
 from ..harness.worker import Proc
 from .common import give_up_at, timeout_class
+from .observe import AlarmWatch
 from .protocol import ScopeRefused
 
 KINDS = ("sleep", "select", "spin")  # blocked in a sleep, blocked in a system call, pure Python
@@ -74,10 +76,13 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
     end = give_up_at(proc, ms / 1000)
     result["give_up_ms"] = (end - time.monotonic()) * 1000
     result["t_enter"] = proc.note("enter", f"{ms} ms")
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with scope:
             try:
                 result["began"] = True
+                watch.armed()
                 block(kind, end)
             except BaseException as exc:  # whatever it is, it is what interrupted the guarded code
                 result["raised_inside"] = True
@@ -91,6 +96,7 @@ def guarded(proc: Proc, ms: int, kind: str, linger_ms: int) -> Dict[str, Any]:
         # expire while the scope is still being entered.  Taken after the fact, this
         # time is an upper bound of when it fired.
         result.setdefault("t_raised", time.monotonic_ns())
+    result["sigalrms"] = watch.stop()
     result["fired"] = bool(scope.fired)
     _note_exit(proc, result["fired"], result["interrupted_by"], result["outcome"])
     result["later"] = _linger(proc, linger_ms)
@@ -147,9 +153,12 @@ def leave_by(proc: Proc, t: Any, path: str, ms: int, kind: str) -> Dict[str, Any
     scope = t.timeout(ms / 1000)
     out: Dict[str, Any] = {"path": path, "raised": None, "fired": False, "refused": False, "entered": False}
     out["t_enter"] = proc.note("enter", f"{ms} ms, left by {path}")
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with scope:
             out["entered"] = True
+            watch.armed()
             if path == "timeout":
                 block(kind, give_up_at(proc, ms / 1000))
             else:
@@ -162,28 +171,54 @@ def leave_by(proc: Proc, t: Any, path: str, ms: int, kind: str) -> Dict[str, Any
         out["raised"] = type(exc).__name__
         out["is_expected"] = isinstance(exc, expected)
         out["refused"] = isinstance(exc, ScopeRefused) and not out["entered"]
+    out["sigalrms"] = watch.stop()
     out["t_exit"] = proc.note("exit", f"raised outside: {out['raised']}")
     out["fired"] = bool(scope.fired)
     return out
 
 
+#: The caller's own ITIMER_REAL around an audited scope: far past the example's end, so it
+#: never fires (SIGALRM's default action would end the worker), yet it is there to be compared.
+CALLER_TIMER_S = 3600.0
+
+
 def exit_paths(proc: Proc, path: str, ms: int, kind: str) -> Dict[str, Any]:
-    """Leave one scope by ``path``; audit the signal state; wait past the old deadline."""
+    """Leave one scope by ``path``, with a caller's ITIMER_REAL armed around it; audit the
+    signal state (that timer neither disarmed nor pushed later); wait past the old deadline."""
     t = proc.open("open_timeouts")
-    before = sigstate.take()
-    out = leave_by(proc, t, path, ms, kind)
-    out["leaks"] = _audit(proc, before)
-    past = max(0.0, (out["t_enter"] - time.monotonic_ns()) / 1e6 + ms + 150)
-    out["stray"] = _linger(proc, past)
+    previous = signal.setitimer(signal.ITIMER_REAL, CALLER_TIMER_S)
+    proc.note("caller_alarm", f"ITIMER_REAL {CALLER_TIMER_S:g} s (never due in the example)")
+    try:
+        before = sigstate.take()
+        out = leave_by(proc, t, path, ms, kind)
+        out["leaks"] = _audit(proc, before)
+        past = max(0.0, (out["t_enter"] - time.monotonic_ns()) / 1e6 + ms + 150)
+        out["stray"] = _linger(proc, past)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *previous)
     out["expected"] = timeout_class(t).__name__
     return out
 
 
-def outer_alarm(proc: Proc, path: str, ms: int, outer_ms: int, kind: str) -> Dict[str, Any]:
+def outer_alarm(proc: Proc, path: str, ms: int, outer_ms: int, kind: str) -> List[Dict[str, Any]]:
     """Code outside the scope arms its own SIGALRM handler and ITIMER_REAL (``outer_ms``,
-    later than the scope's deadline); a scope is left by ``path``; then the caller's
-    handler must be back and its timer must fire, not before its deadline."""
+    later than the scope's deadline); a scope is left by ``path``; then the caller's handler
+    must be back and its timer must fire at its deadline: not before it, and no later than a
+    plain sleep of ``outer_ms`` measured just before and after (``harness.control``).  A late
+    attempt is made again, up to ``control.TRIES`` times; every attempt, in order."""
     t = proc.open("open_timeouts")
+    runs: List[Dict[str, Any]] = []
+
+    def once() -> Optional[float]:
+        runs.append(_caller_alarm_once(proc, t, path, ms, outer_ms, kind))
+        fired = runs[-1]["caller_fired_ms"]
+        return fired[0] - outer_ms if fired and "stray" not in runs[-1] else None
+
+    attempts = measure_until_on_time(outer_ms, once, after=outer_ms < 1000)
+    return [dict(run, **attempt) for run, attempt in zip(runs, attempts)]
+
+
+def _caller_alarm_once(proc: Proc, t: Any, path: str, ms: int, outer_ms: int, kind: str) -> Dict[str, Any]:
     fired_at: List[int] = []
 
     def mine(signum: int, frame: Any) -> None:

@@ -9,7 +9,7 @@ of milliseconds (whole seconds where ``sub_second`` is not claimed).
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
@@ -44,38 +44,53 @@ def _kind(case: Case) -> str:
     "caller_alarm_and_handler_survive_the_scope", family=FAMILY, level=Level.MUST,
     rule="When the code around a scope has its own SIGALRM handler and ITIMER_REAL armed, then after the scope "
          "is left by any path (return, its own timeout, an exception, cancel) that handler is installed again "
-         "and that timer fires, not before its original deadline; or the scope refuses at entry with "
+         "and that timer fires at its original deadline (not before it, and no later than a plain sleep of the "
+         "same duration measured in the same process allows); or the scope refuses at entry with "
          "ScopeRefused and changes neither.",
     source=SIGNAL_SOURCES + "; Python docs signal.setitimer and signal.signal (paraphrase: both return the "
-           "previous value, so a library can hand it back); no nesting claim is needed",
+           "previous value, so a library can hand it back); setitimer(2) (paraphrase: a timer may expire some "
+           "short time after its deadline, with the system's load; the control sees the same load); no nesting "
+           "claim is needed",
     placements=["fork"],
 )
 def caller_alarm_and_handler_survive_the_scope(backend: object, case: Case) -> None:
     def body(path: str, ms: int, gap_ms: int) -> None:
         outer = ms + gap_ms
         out = case.run([Role("P", roles.outer_alarm, (path, ms, outer, _kind(case)))])
-        v = out.value("P")
+        attempts = out.value("P")
         h = out.history.format()
         where = f"a {ms} ms scope left by {path}, the caller's ITIMER_REAL at {outer} ms"
-        # Its own timeout while still entering (a short scope on a loaded machine) is no refusal.
-        expect(v["entered"] or v["refused"] or v.get("is_expected", False), case.invariant.id,
-               got=f"{v['raised']} at entry ({where})", expected="the scope entered, or ScopeRefused",
-               call="timeout", history=h)
-        expect(v["handler_back"], case.invariant.id,
-               got=f"SIGALRM's handler is {v['handler_now']} after {where}",
-               expected="the caller's handler installed again", call="timeout", history=h)
-        expect("stray" not in v, case.invariant.id, got=f"{v.get('stray')} raised outside the scope ({where})",
-               expected="the caller's alarm delivered to the caller's handler", call="timeout", history=h)
-        fired = v["caller_fired_ms"]
-        expect(bool(fired), case.invariant.id,
-               got=f"the caller's timer never fired in {v['waited_ms']:.0f} ms ({v['timer_left']:.6f} s left on "
-                   f"ITIMER_REAL after the scope; {where})",
-               expected=f"it fires at its deadline, {outer} ms after it was armed", call="timeout", history=h)
-        expect(fired[0] >= outer, case.invariant.id, got=f"the caller's timer fired at {fired[0]:.3f} ms ({where})",
-               expected=f"not before its deadline, {outer} ms", call="timeout", history=h)
+        for v in attempts:
+            _judge_caller_alarm(case, v, where, outer, h)
+        # Late only if every attempt was: a load spike delays one attempt, a slipped deadline all.
+        expect(any(on_time(a) for a in attempts), case.invariant.id,
+               got=describe_attempts(f"the caller's timer ({where})", outer, attempts),
+               expected=f"it fires at its deadline, {outer} ms after it was armed: "
+                        f"{described(attempts[-1]['controls'])}", call="timeout", history=h)
 
-    case.explore(body, scale=0.3, path=st.sampled_from(_paths(case)), ms=_ms(case),
+    # Left by its own timeout, the scope is where the caller's deadline slips most (its whole duration).
+    pinned = [dict(path="timeout", ms=100 if case.claims(SUB_SECOND) else 1000, gap_ms=50)]
+    case.explore(body, scale=0.3, pinned=pinned, path=st.sampled_from(_paths(case)), ms=_ms(case),
                  gap_ms=anchored_integers(50, 300, [50, 100]))
+
+
+def _judge_caller_alarm(case: Case, v: Dict[str, Any], where: str, outer: int, h: str) -> None:
+    # Its own timeout while still entering (a short scope on a loaded machine) is no refusal.
+    expect(v["entered"] or v["refused"] or v.get("is_expected", False), case.invariant.id,
+           got=f"{v['raised']} at entry ({where})", expected="the scope entered, or ScopeRefused",
+           call="timeout", history=h)
+    expect(v["handler_back"], case.invariant.id,
+           got=f"SIGALRM's handler is {v['handler_now']} after {where}",
+           expected="the caller's handler installed again", call="timeout", history=h)
+    expect("stray" not in v, case.invariant.id, got=f"{v.get('stray')} raised outside the scope ({where})",
+           expected="the caller's alarm delivered to the caller's handler", call="timeout", history=h)
+    fired = v["caller_fired_ms"]
+    expect(bool(fired), case.invariant.id,
+           got=f"the caller's timer never fired in {v['waited_ms']:.0f} ms ({v['timer_left']:.6f} s left on "
+               f"ITIMER_REAL after the scope; {where})",
+           expected=f"it fires at its deadline, {outer} ms after it was armed", call="timeout", history=h)
+    expect(fired[0] >= outer, case.invariant.id, got=f"the caller's timer fired at {fired[0]:.3f} ms ({where})",
+           expected=f"not before its deadline, {outer} ms", call="timeout", history=h)
 
 
 @invariant(

@@ -1,7 +1,8 @@
 """Role body for scopes and threads: built in one thread, entered in another.
 
-The worker's main thread first installs a sentinel SIGALRM handler: code outside
-every scope, which must never see the scope's alarm.  Which thread is the main one
+The worker's main thread first installs a sentinel SIGALRM handler and arms its own
+ITIMER_REAL: code outside every scope, which must never see the scope's alarm and
+must find its timer as it left it.  Which thread is the main one
 is never told by its name (the role may rename it): ``threading.main_thread()``.
 """
 
@@ -15,6 +16,9 @@ from typing import Any, Callable, Dict, List
 from ..harness.worker import Proc
 from .call_roles import give_up_at
 from .common import timeout_class
+
+#: The main thread's own ITIMER_REAL: never due during an example, so never fired early.
+CALLER_TIMER_S = 3600.0
 
 
 def _in(where: str, name: str, fn: Callable[[], None], limit: float) -> None:
@@ -32,14 +36,19 @@ def scope_in_threads(proc: Proc, ms: int, built_in: str, entered_in: str, thread
     t = proc.open("open_timeouts")
     raw, cls = getattr(t, "unwrapped", t), timeout_class(t)
     hits: List[int] = []
+    box: Dict[str, Any] = {"outcome": "not entered"}
 
     def sentinel(signum: int, frame: Any) -> None:
         hits.append(time.monotonic_ns())
 
     previous = signal.signal(signal.SIGALRM, sentinel)
+    # The main thread's own ITIMER_REAL, far from due: a scope that refuses must leave it counting
+    # down as it was; one that works must hand it back (it is the process's only one).
+    set_from = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, CALLER_TIMER_S)
+    set_by = time.monotonic()
     if rename_main:
         threading.main_thread().name = "worker-main"
-    box: Dict[str, Any] = {"outcome": "not entered"}
     limit = give_up_at(time.monotonic(), ms) + 1.0
 
     def build() -> None:
@@ -78,7 +87,11 @@ def scope_in_threads(proc: Proc, ms: int, built_in: str, entered_in: str, thread
     try:
         _in(built_in, thread_name, build, limit)
         _in(entered_in, thread_name, enter, limit)
+        read_from = time.monotonic()
         box["timer_after"] = signal.getitimer(signal.ITIMER_REAL)
+        # What the caller's timer may read now if left alone: the time passed since it was
+        # armed is bounded by the clock readings either side of the two calls.
+        box["caller_left"] = (CALLER_TIMER_S - (time.monotonic() - set_from), CALLER_TIMER_S - (read_from - set_by))
         box["handler_after"] = "the sentinel" if signal.getsignal(signal.SIGALRM) is sentinel else \
             repr(signal.getsignal(signal.SIGALRM))
         time.sleep(ms / 1000 + 0.1)  # outside every scope: a stray alarm would land now
