@@ -207,6 +207,41 @@ class BuilderThreadTimeouts(AsyncExcTimeouts):
         return BuilderThreadScope(seconds)
 
 
+class CoveringThreadCalls(ThreadCalls):
+    """A call started while others run extends their deadlines to cover its own ("the outer
+    call must live to collect the inner call's result"): a nested run() with a later deadline
+    holds the outer caller until that one."""
+
+    def __init__(self) -> None:
+        self.running: List[Dict[str, float]] = []
+
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        mine = {"end": time.monotonic() + seconds}
+        for other in self.running:
+            other["end"] = max(other["end"], mine["end"])
+        self.running.append(mine)
+        box: Dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: B902  (handed to the caller unchanged)
+                box["exc"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=target, daemon=True).start()
+        try:
+            while not done.wait(max(0.0, mine["end"] - time.monotonic())):
+                if time.monotonic() >= mine["end"]:
+                    raise TimeoutError(f"timeout of {seconds:g} s expired (the call goes on in its thread)")
+        finally:
+            self.running.remove(mine)
+        if "exc" in box:
+            raise box["exc"]
+        return box["value"]
+
 def _calls(name: str, factory: type, like: str, extra: FrozenSet[str] = frozenset()) -> CallsBackend:
     """A call backend claiming what the reference ``like`` claims (plus ``extra``)."""
     ref = next(b for b in CALLS if b.name == like)
@@ -267,4 +302,8 @@ EXHIBITS: List[Exhibit] = [
             "scope_outside_main_thread_works_alone_or_refuses_cleanly",
             "A scope may be built in one thread and entered in another: the thread to interrupt is the one "
             "that enters it."),
+    Exhibit(_calls("broken-covering-thread-call", CoveringThreadCalls, "thread-call-timeouts"),
+            "nested_call_keeps_outer_deadline",
+            "Each call of an executor keeps its own deadline: extending the outer call to cover a nested one "
+            "holds the caller past the deadline it asked for."),
 ]
