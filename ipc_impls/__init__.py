@@ -14,7 +14,7 @@ import importlib
 from typing import Any, List
 
 _MODULES = ["streams", "adapters", "shm", "files", "semaphores", "queues", "mp_queues", "signals", "timeouts",
-            "timeout_calls", "timeout_threads", "arrow", "maps"]
+            "timeout_calls", "timeout_threads", "timeout_alarm", "arrow", "maps"]
 
 
 def reference_backends() -> List[Any]:

@@ -207,10 +207,84 @@ class BuilderThreadTimeouts(AsyncExcTimeouts):
         return BuilderThreadScope(seconds)
 
 
-def _calls(name: str, factory: type, like: str, extra: FrozenSet[str] = frozenset()) -> CallsBackend:
-    """A call backend claiming what the reference ``like`` claims (plus ``extra``)."""
+class CoveringThreadCalls(ThreadCalls):
+    """A call started while others run extends their deadlines to cover its own ("the outer
+    call must live to collect the inner call's result"): a nested run() with a later deadline
+    holds the outer caller until that one."""
+
+    def __init__(self) -> None:
+        self.running: List[Dict[str, float]] = []
+
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        mine = {"end": time.monotonic() + seconds}
+        for other in self.running:
+            other["end"] = max(other["end"], mine["end"])
+        self.running.append(mine)
+        box: Dict[str, Any] = {}
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box["value"] = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: B902  (handed to the caller unchanged)
+                box["exc"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=target, daemon=True).start()
+        try:
+            while not done.wait(max(0.0, mine["end"] - time.monotonic())):
+                if time.monotonic() >= mine["end"]:
+                    raise TimeoutError(f"timeout of {seconds:g} s expired (the call goes on in its thread)")
+        finally:
+            self.running.remove(mine)
+        if "exc" in box:
+            raise box["exc"]
+        return box["value"]
+
+class BusyFlagCalls(ItimerCalls):
+    """Refuses re-entry with a busy flag ("one timed call at a time"), set on every call and
+    cleared only when the timer fires: after a call that returned in time, every later call is
+    refused.  It claims no nesting, so only calling it again in sequence shows the flag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = False
+
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.busy:
+            raise RuntimeError("a timed call is already running")
+        self.busy = True
+        try:
+            return super().run(seconds, fn, *args, **kwargs)
+        except TimeoutError:
+            self.busy = False
+            raise
+
+
+class BlocksInHandlerCalls:
+    """The decorator recipe, whose handler blocks SIGALRM before raising ("so that no second
+    expiry interrupts the cleanup") and whose cleanup disarms and restores the handler but
+    never unblocks: after a call that timed out, SIGALRM stays blocked in the caller."""
+
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def fire(signum: int, frame: Any) -> None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            raise TimeoutError(f"timeout of {seconds:g} s expired")
+
+        old = signal.signal(signal.SIGALRM, fire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+
+
+def _calls(name: str, factory: type, like: str, extra: FrozenSet[str] = frozenset(), without: str = "") -> CallsBackend:
+    """A call backend claiming what the reference ``like`` claims (plus ``extra``, less ``without``)."""
     ref = next(b for b in CALLS if b.name == like)
-    return CallsBackend(name, factory, ref.capabilities | extra)
+    return CallsBackend(name, factory, (ref.capabilities | extra) - {without})
 
 
 def _scopes(name: str, factory: type, like: type = ItimerTimeoutsBackend) -> Any:
@@ -267,4 +341,17 @@ EXHIBITS: List[Exhibit] = [
             "scope_outside_main_thread_works_alone_or_refuses_cleanly",
             "A scope may be built in one thread and entered in another: the thread to interrupt is the one "
             "that enters it."),
+    Exhibit(_calls("broken-covering-thread-call", CoveringThreadCalls, "thread-call-timeouts"),
+            "nested_call_keeps_outer_deadline",
+            "Each call of an executor keeps its own deadline: extending the outer call to cover a nested one "
+            "holds the caller past the deadline it asked for."),
+    Exhibit(_calls("broken-busy-flag-decorator", BusyFlagCalls, "itimer-call-timeouts", without=p.NESTING),
+            "wrapped_call_can_be_called_again",
+            "A decorated function is called again and again: a flag set by a call must be cleared however that "
+            "call ends, not only when its timer fires."),
+    Exhibit(_calls("broken-blocks-in-handler-decorator", BlocksInHandlerCalls, "itimer-call-timeouts",
+                   without=p.NESTING),
+            "call_duration_override_cleans_up_like_the_default",
+            "The signal mask is part of the state a call hands back: a handler that blocks SIGALRM leaves every "
+            "later timeout of the caller pending forever."),
 ]

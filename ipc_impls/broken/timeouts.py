@@ -203,6 +203,14 @@ class AssertionClassTimeouts(ItimerTimeouts):
     exception = AssertionTimeout
 
 
+class WholeSecondCancelKeepsAlarmScope(WholeSecondAlarmScope):
+    """A whole-second ``alarm()`` scope (claiming no sub_second) whose cancel() reads what is
+    left with ``getitimer`` and leaves the alarm running: a cancelled scope still fires."""
+
+    def cancel(self) -> float:
+        return float(signal.getitimer(ITIMER_REAL)[0])
+
+
 #: What a plain scope recipe promises: no nesting (so nothing that needs it is checked).
 PLAIN = frozenset({p.INTERRUPTS_BLOCKING, p.CANCEL, p.SUB_SECOND})
 
@@ -267,4 +275,8 @@ EXHIBITS: List[Exhibit] = [
     Exhibit(_reference_variant("broken-assertion-class-timeout", AssertionClassTimeouts),
             "declared_timeout_class_is_not_an_unrelated_error",
             "A timeout class derived from AssertionError reads as a failed check: derive it from TimeoutError."),
+    Exhibit(_recipe("broken-whole-second-cancel-keeps-alarm-timeout", WholeSecondCancelKeepsAlarmScope,
+                    frozenset({p.INTERRUPTS_BLOCKING, p.CANCEL_DISARMS})),
+            "cancelled_scope_never_fires",
+            "A whole-second scope is checked on whole seconds: its cancel() must disarm the alarm it armed."),
 ]

@@ -8,11 +8,11 @@ comes is reported as "ran to its end", not as a hang.  Anything ``fn`` leaves be
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
+from ..harness import sigstate
 from ..harness.control import ConcurrentControl
 from ..harness.worker import Proc
 from .common import NEVER_EXTRA_S, NEVER_FACTOR, timeout_class
@@ -34,10 +34,6 @@ def wait_until(end: float, kind: str, stop: Optional[threading.Event] = None) ->
                 pass
         else:
             time.sleep(min(0.005, max(0.0, end - time.monotonic())))
-
-
-def signal_state() -> Tuple[Any, Tuple[float, float]]:
-    return signal.getsignal(signal.SIGALRM), signal.getitimer(signal.ITIMER_REAL)
 
 
 # --- item 9: results and exceptions ---------------------------------------------------------
@@ -70,7 +66,7 @@ def result_passes(proc: Proc, what: str, ms: int) -> Dict[str, Any]:
     """run() around a function that returns at once, or raises ``what``."""
     t = proc.open("open_timeouts")
     raised = make_raised(what)
-    before = signal_state()
+    before = sigstate.take()  # every handler, the mask and ITIMER_REAL: what a call must hand back
     try:
         got = t.run(ms / 1000, _returns_or_raises, raised, ("arg", 1), b={"kw": [2]})
         out: Dict[str, Any] = {"outcome": "returned", "equal": got == [("arg", 1), {"kw": [2]}], "got": repr(got)}
@@ -79,7 +75,7 @@ def result_passes(proc: Proc, what: str, ms: int) -> Dict[str, Any]:
                "same": exc is raised or (raised is not None and type(exc) is type(raised) and exc.args == raised.args)}
     out["want"] = "a return value" if raised is None else \
         f"{type(raised).__module__}.{type(raised).__qualname__}{raised.args!r}"
-    out["state_kept"] = signal_state() == before
+    out["state_changes"] = sigstate.changes(before, sigstate.take())
     return out
 
 
@@ -122,14 +118,15 @@ def _countdown(raw: Any, seconds: float, n: int) -> List[int]:
 def called_again(proc: Proc, depth: int, times: int) -> Dict[str, Any]:
     t = proc.open("open_timeouts")
     raw = getattr(t, "unwrapped", t)
-    before = signal_state()
+    before = sigstate.take()
     got: List[Any] = []
     for _ in range(times):
         try:
             got.append(t.run(10.0, _countdown, raw, 10.0, depth))
         except Exception as exc:
             got.append(f"{type(exc).__name__}: {exc}")
-    return {"got": got, "want": list(range(depth, -1, -1)), "state_kept": signal_state() == before}
+    return {"got": got, "want": list(range(depth, -1, -1)),
+            "state_changes": sigstate.changes(before, sigstate.take())}
 
 
 # --- item 9: a per-call duration override cleans up like the default ------------------------------
@@ -143,8 +140,8 @@ def _ends(ending: str, ms: int, kind: str, stop: threading.Event) -> str:
 
 def durations_clean_up(proc: Proc, durations: List[int], kind: str) -> List[Dict[str, Any]]:
     """Calls with different durations (the first one the default, the others per-call
-    overrides), each ending another way; the signal state after each is compared with
-    the state before it, here in the worker that used them."""
+    overrides), each ending another way; the signal state after each (every handler, the
+    mask, ITIMER_REAL) is compared with the state before it, here in the worker that used them."""
     t = proc.open("open_timeouts")
     cls = timeout_class(t)
     stop = threading.Event()
@@ -152,14 +149,12 @@ def durations_clean_up(proc: Proc, durations: List[int], kind: str) -> List[Dict
     try:
         for i, ms in enumerate(durations):
             ending = ("times out", "returns", "raises")[i % 3]
-            before = signal_state()
+            before = sigstate.take()
             try:
                 t.run(ms / 1000, _ends, ending, ms, kind, stop)
             except (Exception, cls):
                 pass  # what was raised is call_passes_results_and_exceptions_unchanged's business
-            after = signal_state()
-            out.append({"ms": ms, "ending": ending, "kept": after == before, "before": repr(before),
-                        "after": repr(after)})
+            out.append({"ms": ms, "ending": ending, "changes": sigstate.changes(before, sigstate.take())})
     finally:
         stop.set()
     return out

@@ -11,7 +11,7 @@ The class a timeout raises is the one the backend declares (``common.timeout_cla
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
@@ -74,6 +74,24 @@ def _durations(case: Case) -> st.SearchStrategy[int]:
     return st.sampled_from([1000, 2000])
 
 
+#: The share of a profile's examples a whole-second check runs (1 of ci's 10): each costs seconds.
+WHOLE_SECOND_SCALE = 0.12
+
+
+def _scale(case: Case, sub_second: float) -> float:
+    return sub_second if case.claims(SUB_SECOND) else WHOLE_SECOND_SCALE
+
+
+def _cancel_draws(case: Case, low: int, high: int, work: int, share: int) -> st.SearchStrategy[Any]:
+    """(duration, work before cancel()) in ms, the work from ``work`` to a ``share`` of the
+    duration: the duration ``low``..``high`` ms where sub_second is claimed,
+    else one second, so that a whole-second alarm() scope is really armed (alarm(int(0.3)) is
+    alarm(0)) and its cancel() is what keeps it from firing.  One second, not two: the role
+    lingers a duration past cancel(), which must fit in a short worker deadline."""
+    ms = st.integers(low, high) if case.claims(SUB_SECOND) else st.just(1000)
+    return ms.flatmap(lambda d: st.tuples(st.just(d), st.integers(work, d // share)))
+
+
 @invariant(
     "timeout_fires_once_and_interrupts_guarded_code", family=FAMILY, level=Level.MUST,
     rule="A timeout raises its declared class (TimeoutError unless the backend declares another) inside the "
@@ -127,8 +145,7 @@ def cancel_returns_time_left_and_disarms(backend: object, case: Case) -> None:
         expect(v["stray"] == 0, case.invariant.id, got=f"{v['stray']} TimeoutError(s) after cancel()",
                expected="none (cancel disarms the scope)", call="cancel", history=h)
 
-    draws = st.integers(100, 1500).flatmap(lambda ms: st.tuples(st.just(ms), st.integers(20, ms // 2)))
-    case.explore(lambda p: body(*p), scale=0.5, p=draws)
+    case.explore(lambda p: body(*p), scale=_scale(case, 0.5), p=_cancel_draws(case, 100, 1500, 20, 2))
 
 
 @invariant(
@@ -150,8 +167,7 @@ def cancelled_scope_never_fires(backend: object, case: Case) -> None:
         expect(v["stray"] == 0, case.invariant.id, got=f"{v['stray']} timeout(s) after cancel() of a {ms} ms scope",
                expected="none (cancel disarms the scope)", call="cancel")
 
-    draws = st.integers(60, 400).flatmap(lambda ms: st.tuples(st.just(ms), st.integers(10, ms // 3)))
-    case.explore(lambda p: body(*p), scale=0.3, p=draws)
+    case.explore(lambda p: body(*p), scale=_scale(case, 0.3), p=_cancel_draws(case, 60, 400, 10, 3))
 
 
 @invariant(
@@ -184,14 +200,19 @@ def nested_timeout_keeps_outer_deadline(backend: object, case: Case) -> None:
                got=f"the inner scope fired ({where})",
                expected="the outer scope, whose deadline came first, to fire instead", call="timeout", history=h)
 
-    ms = st.one_of(st.sampled_from([50, 100, 300]), st.integers(20, 400))
+    sub = case.claims(SUB_SECOND)
+    ms = st.one_of(st.sampled_from([50, 100, 300]), st.integers(20, 400)) if sub else st.sampled_from([1000, 2000])
+    case.explore(body, scale=_scale(case, 0.5), examples=_nesting_shapes(case), outer_ms=ms, inner_ms=ms,
+                 inner_blocks=st.booleans(), kind=_kinds(case))
+
+
+def _nesting_shapes(case: Case) -> List[Dict[str, Any]]:
+    """The four shapes every profile runs first: inner shorter and blocking, inner left early,
+    inner longer and blocking, equal deadlines.  A failing pinned example is reported as it is,
+    without shrinking.  Whole seconds where sub_second is not claimed: a 100 ms outer scope
+    of an alarm() backend would fail for its rounding, not for its nesting."""
     kind = "sleep" if case.claims(INTERRUPTS_BLOCKING) else "spin"
-    # The four shapes every profile runs first: inner shorter and blocking, inner left
-    # early, inner longer and blocking, equal deadlines.  A failing pinned example is
-    # reported as it is, without shrinking.
-    shapes = [dict(outer_ms=100, inner_ms=50, inner_blocks=True, kind=kind),
-              dict(outer_ms=100, inner_ms=50, inner_blocks=False, kind=kind),
-              dict(outer_ms=100, inner_ms=200, inner_blocks=True, kind=kind),
-              dict(outer_ms=100, inner_ms=100, inner_blocks=True, kind=kind)]
-    case.explore(body, scale=0.5, examples=shapes, outer_ms=ms, inner_ms=ms, inner_blocks=st.booleans(),
-                 kind=_kinds(case))
+    # (outer, inner, inner blocks): whole seconds have no half, so there the outer scope is longer.
+    table = ([(100, 50, True), (100, 50, False), (100, 200, True), (100, 100, True)] if case.claims(SUB_SECOND)
+             else [(2000, 1000, True), (2000, 1000, False), (1000, 2000, True), (1000, 1000, True)])
+    return [dict(outer_ms=o, inner_ms=i, inner_blocks=b, kind=kind) for o, i, b in table]

@@ -72,7 +72,7 @@ def scope_outside_main_thread_works_alone_or_refuses_cleanly(backend: object, ca
               dict(ms=50, built_in="other", entered_in="main", thread_name="MainThread", rename_main=True)]
     if not case.claims(SUB_SECOND):
         pinned = [dict(p, ms=1000) for p in pinned]
-    case.explore(body, scale=0.5, examples=pinned,
+    case.explore(body, scale=0.5 if case.claims(SUB_SECOND) else 0.12, examples=pinned,  # whole seconds: few
                  ms=durations_ms(case, st.one_of(st.sampled_from([1, 50]), st.integers(1, 200))),
                  built_in=st.sampled_from(["main", "other"]), entered_in=st.sampled_from(["main", "other"]),
                  thread_name=st.sampled_from(["", "MainThread"]), rename_main=st.booleans())
