@@ -70,8 +70,9 @@ def changes(before: SignalState, after: SignalState) -> List[str]:
 
     ITIMER_REAL counts down, so a timer armed before is judged by its interval
     and by not having been pushed later: it may read at most what it read before,
-    less the time that surely passed between the two readings (plus rounding); one
-    that was not armed must not be.
+    less the time that surely passed between the two readings (plus rounding), and
+    it may be gone only if it can have expired meanwhile; one that was not armed
+    must not be.
     """
     found: List[str] = []
     old = dict(before.handlers)
@@ -85,7 +86,11 @@ def changes(before: SignalState, after: SignalState) -> List[str]:
         found.append(f"ITIMER_REAL left armed ({now:.6f} s left, interval {now_every:g} s)")
     elif was > 0 and (now > was or now_every != was_every):
         found.append(f"ITIMER_REAL changed from ({was:.6f}, {was_every:g}) to ({now:.6f}, {now_every:g})")
-    elif was > 0 and was_every == 0 and now > was - (after.read_from - before.read_by) + ROUNDING_S:
+    elif was > 0 and was_every == 0 and now == 0 and was > (after.read_by - before.read_from) + ROUNDING_S:
+        # Gone, yet it had more time left than can have passed: disarmed, not expired.
+        found.append(f"ITIMER_REAL disarmed: {was:.6f} s were left, and at most "
+                     f"{after.read_by - before.read_from:.6f} s passed")
+    elif was > 0 and was_every == 0 and now > max(0.0, was - (after.read_from - before.read_by)) + ROUNDING_S:
         passed = after.read_from - before.read_by
         found.append(f"ITIMER_REAL pushed later: {was:.6f} s left, and {now:.6f} s left at least "
                      f"{passed:.6f} s later")
