@@ -186,8 +186,11 @@ def nested_timeout_keeps_outer_deadline(backend: object, case: Case) -> None:
         v = out.value("P")
         h = out.history.format()
         where = f"outer {outer_ms} ms, inner {inner_ms} ms ({'blocking' if inner_blocks else 'left early'}, {kind})"
-        seen = ("fired but swallowed (nothing left the outer with)" if v["outer_fired"] and not v["raised_by"]
-                else f"never fired in {v['gave_up_ms']:.0f} ms" if not v["outer_fired"]
+        alarms = v.get("sigalrms")  # None where they could not be counted
+        count = "" if alarms is None else f", {alarms} SIGALRM delivered while the scopes were active"
+        seen = ("fired but swallowed (nothing left the outer with" + count + ")"
+                if v["outer_fired"] and not v["raised_by"]
+                else f"never fired in {v['gave_up_ms']:.0f} ms" + count if not v["outer_fired"]
                 else f"fired, and {v['raised_by']} left it")
         expect(v["outer_raised"] and v["outer_fired"], case.invariant.id,
                got=f"the outer scope {seen} ({where}; inner fired={v['inner_fired']}; "

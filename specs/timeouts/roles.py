@@ -316,18 +316,24 @@ def cancel_early(proc: Proc, ms: int, work_ms: int) -> Dict[str, Any]:
     expected = timeout_class(t)
     scope = t.timeout(ms / 1000)
     out: Dict[str, Any] = {"fired_before_cancel": False, "stray": 0}
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with scope:
             out["t_entered"] = time.monotonic_ns()
+            watch.armed()
             proc.sleep_ms(work_ms)
             out["t_cancel_start"] = time.monotonic_ns()
             out["left"] = proc.call("cancel", scope.cancel)
             out["t_cancel_end"] = time.monotonic_ns()
+            watch.armed()  # what cancel() left armed
             out["stray"] = _linger(proc, ms + 150)
     except expected:
         out["fired_before_cancel"] = "left" not in out
         if not out["fired_before_cancel"]:
             out["stray"] += 1
+    finally:
+        out["sigalrms"] = watch.stop()
     return out
 
 
@@ -340,11 +346,15 @@ def nested(proc: Proc, outer_ms: int, inner_ms: int, inner_blocks: bool, kind: s
     out: Dict[str, Any] = {"outer_raised": False, "inner_caught": 0, "raised_by": None,
                            "expected": expected.__name__}
     out["t0"] = proc.note("enter", f"outer {outer_ms} ms")
+    watch = AlarmWatch(proc)
+    watch.start()
     try:
         with outer:
+            watch.armed()
             try:
                 proc.note("enter", f"inner {inner_ms} ms")
                 with inner:
+                    watch.armed()
                     if inner_blocks:
                         block(kind, end)
             except expected:
@@ -357,6 +367,8 @@ def nested(proc: Proc, outer_ms: int, inner_ms: int, inner_blocks: bool, kind: s
         out["raised_by"] = type(exc).__name__
         out["outer_raised"] = isinstance(exc, expected)
         out["t_outer"] = proc.note("outer_expired", type(exc).__name__)
+    finally:
+        out["sigalrms"] = watch.stop()
     out["outer_fired"], out["inner_fired"] = bool(outer.fired), bool(inner.fired)
     out["gave_up_ms"] = (end * 1e9 - out["t0"]) / 1e6
     return out
