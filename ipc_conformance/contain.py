@@ -100,14 +100,23 @@ def run_contained(item: pytest.Item, nextitem: Optional[pytest.Item], scratch: s
         runner = _RUNNER = _fork_runner(item.session, scratch, enter, leave)
         os.write(runner.commands, command)
     try:
-        status = _await(runner)
-        if status is None:
-            reports = _read_reports(item.config, out)
+        try:
+            status = _await(runner)
+        except (KeyboardInterrupt, SystemExit, pytest.exit.Exception):
+            _abandon(runner, 1.0)  # the run ends; a Ctrl-C reached the runner too: time to clean up
+            raise
+        except BaseException as exc:  # raised here while waiting, e.g. pytest-timeout's Failed
+            removed += _abandon(runner, 0.0)
+            reports = [_stopped_report(item, exc)]
         else:
-            _RUNNER = None
-            crash = ChildCrashed(_how_it_died(status), _read(runner.stack + ".exc") or _last_words(runner.stack))
-            reports = [_crash_report(item, crash)]
-            removed += _forget(runner)
+            if status is None:
+                reports = _read_reports(item.config, out)
+            else:
+                _RUNNER = None
+                crash = ChildCrashed(_how_it_died(status),
+                                     _read(runner.stack + ".exc") or _last_words(runner.stack))
+                reports = [_crash_report(item, crash)]
+                removed += _forget(runner)
     finally:
         _remove(out)
     for report in reports:
@@ -156,28 +165,32 @@ def _fork_runner(session: pytest.Session, scratch: str, enter: Callable[[], None
 
 
 def _await(runner: Runner) -> Optional[int]:
-    """None once the runner reported the check; its wait status if it died first.
-    Interrupted, the parent gives the runner time to clean up (a terminal's Ctrl-C
-    reached it too; a SIGTERM sent to pytest alone is passed on)."""
+    """None once the runner reported the check; its wait status if it died first.  What
+    interrupts the wait, the caller handles (:func:`_abandon`): a Ctrl-C reached the
+    runner too, and a SIGTERM sent to pytest alone is passed on."""
     from ipc_specs.harness.interrupts import raise_if_interrupted
 
+    while True:
+        raise_if_interrupted()  # one lost inside a finalizer or hook (see interrupts.py)
+        ready, _, _ = select.select([runner.done], [], [], 0.5)
+        if ready and os.read(runner.done, 1):
+            return None
+        pid, status = os.waitpid(runner.pid, os.WNOHANG)
+        if pid:
+            return status
+        if ready:  # end of file and not reaped yet: it is exiting
+            time.sleep(0.01)
+
+
+def _abandon(runner: Runner, patience_s: float) -> List[str]:
+    """Stop a runner in the middle of a check (see :func:`_stop`); the debris swept."""
+    global _RUNNER
+    _RUNNER = None
     try:
-        while True:
-            raise_if_interrupted()  # one lost inside a finalizer or hook (see interrupts.py)
-            ready, _, _ = select.select([runner.done], [], [], 0.5)
-            if ready and os.read(runner.done, 1):
-                return None
-            pid, status = os.waitpid(runner.pid, os.WNOHANG)
-            if pid:
-                return status
-            if ready:  # end of file and not reaped yet: it is exiting
-                time.sleep(0.01)
-    except BaseException:
-        global _RUNNER
-        _RUNNER = None
-        _stop(runner.pid, 1.0)
-        _forget(runner)
-        raise
+        _stop(runner.pid, patience_s)
+    finally:
+        removed = _forget(runner)
+    return removed
 
 
 def _stop(pid: int, patience_s: float) -> None:
@@ -249,6 +262,20 @@ def _crash_report(item: pytest.Item, crash: ChildCrashed) -> pytest.TestReport:
     call = pytest.CallInfo.from_call(crashed, when="call")
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
     report.longrepr = "\n\n".join(filter(None, [str(crash), crash.stack]))  # not this module's traceback
+    return report
+
+
+def _stopped_report(item: pytest.Item, exc: BaseException) -> pytest.TestReport:
+    """A failed call report for a check stopped by an exception raised in this process
+    while it waited for the runner (pytest-timeout's ``Failed``, say): the check ends as
+    it would have in this process, with that exception, and the runner is gone."""
+    def stopped() -> None:
+        raise exc
+
+    call = pytest.CallInfo.from_call(stopped, when="call")
+    report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
+    report.longrepr = (f"{type(exc).__name__}: {exc}\n\nraised in pytest's process while the check ran in its "
+                       "runner, which was then stopped (SIGTERM, then SIGKILL) and its objects swept")
     return report
 
 
