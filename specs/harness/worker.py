@@ -184,6 +184,13 @@ class Proc:
         wait_for_event(self.task.directory, event)
         self.note("saw", event)
 
+    def wait_for_at_most(self, event: str, ms: int) -> bool:
+        """Block until some process signals ``event`` or ``ms`` have passed: whether it did."""
+        seen = wait_for_event(self.task.directory, event, timeout=ms / 1000)
+        if seen:
+            self.note("saw", event)
+        return seen
+
     # --- faults -----------------------------------------------------------------
     @property
     def may_be_killed(self) -> bool:
