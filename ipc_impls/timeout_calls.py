@@ -51,6 +51,15 @@ class ThreadCalls:
     thread is left to finish on its own (abandoned: no Python API stops a thread)."""
 
     def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        box, done = self.start(fn, *args, **kwargs)
+        if not done.wait(seconds):
+            raise TimeoutError(f"timeout of {seconds:g} s expired (the call goes on in its thread)")
+        return self.outcome(box)
+
+    @staticmethod
+    def start(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Tuple[Dict[str, Any], threading.Event]:
+        """``fn`` running in a daemon thread: the box its value or exception will be in,
+        and the event set when it is."""
         box: Dict[str, Any] = {}
         done = threading.Event()
 
@@ -63,8 +72,11 @@ class ThreadCalls:
                 done.set()
 
         threading.Thread(target=target, daemon=True).start()
-        if not done.wait(seconds):
-            raise TimeoutError(f"timeout of {seconds:g} s expired (the call goes on in its thread)")
+        return box, done
+
+    @staticmethod
+    def outcome(box: Dict[str, Any]) -> Any:
+        """What ``fn`` returned, or what it raised, raised again unchanged."""
         if "exc" in box:
             raise box["exc"]
         return box["value"]

@@ -123,11 +123,13 @@ class OverridingCalls:
     """timeout-decorator's signal recipe: handler, ``setitimer(seconds)``, then ``setitimer(0)``
     and the old handler back.  A nested call re-arms the one process timer for itself."""
 
-    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def handler(self, seconds: float) -> Callable[[int, Any], None]:
         def fire(signum: int, frame: Any) -> None:
             raise TimeoutError(f"timeout of {seconds:g} s expired")
+        return fire
 
-        old = signal.signal(signal.SIGALRM, fire)
+    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        old = signal.signal(signal.SIGALRM, self.handler(seconds))
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
             return fn(*args, **kwargs)
@@ -220,27 +222,15 @@ class CoveringThreadCalls(ThreadCalls):
         for other in self.running:
             other["end"] = max(other["end"], mine["end"])
         self.running.append(mine)
-        box: Dict[str, Any] = {}
-        done = threading.Event()
-
-        def target() -> None:
-            try:
-                box["value"] = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: B902  (handed to the caller unchanged)
-                box["exc"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=target, daemon=True).start()
+        box, done = self.start(fn, *args, **kwargs)
         try:
             while not done.wait(max(0.0, mine["end"] - time.monotonic())):
                 if time.monotonic() >= mine["end"]:
                     raise TimeoutError(f"timeout of {seconds:g} s expired (the call goes on in its thread)")
         finally:
             self.running.remove(mine)
-        if "exc" in box:
-            raise box["exc"]
-        return box["value"]
+        return self.outcome(box)
+
 
 class BusyFlagCalls(ItimerCalls):
     """Refuses re-entry with a busy flag ("one timed call at a time"), set on every call and
@@ -262,23 +252,16 @@ class BusyFlagCalls(ItimerCalls):
             raise
 
 
-class BlocksInHandlerCalls:
+class BlocksInHandlerCalls(OverridingCalls):
     """The decorator recipe, whose handler blocks SIGALRM before raising ("so that no second
     expiry interrupts the cleanup") and whose cleanup disarms and restores the handler but
     never unblocks: after a call that timed out, SIGALRM stays blocked in the caller."""
 
-    def run(self, seconds: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def handler(self, seconds: float) -> Callable[[int, Any], None]:
         def fire(signum: int, frame: Any) -> None:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             raise TimeoutError(f"timeout of {seconds:g} s expired")
-
-        old = signal.signal(signal.SIGALRM, fire)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+        return fire
 
 
 def _calls(name: str, factory: type, like: str, extra: FrozenSet[str] = frozenset(), without: str = "") -> CallsBackend:
