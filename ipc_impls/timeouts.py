@@ -131,9 +131,12 @@ class ItimerTimeouts:
 
     def _save_caller(self) -> None:
         # Disarm before installing our handler, so the caller's timer cannot expire into it.
+        # The clock is read right after the timer, before anything else: the deadline it
+        # gives is late by whatever passes between the two readings.
         value, interval = signal.setitimer(ITIMER_REAL, 0)
+        now = time.monotonic()
         self.saved_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-        self.outer = time.monotonic() + value if value > 0 else None
+        self.outer = now + value if value > 0 else None
         self.outer_interval = interval
 
     def _restore_caller(self) -> None:

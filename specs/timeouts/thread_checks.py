@@ -59,11 +59,15 @@ def scope_outside_main_thread_works_alone_or_refuses_cleanly(backend: object, ca
                    expected=f"not before {ms} ms", call="timeout", history=h)
         low, high = v["caller_left"]
         left, every = v["timer_after"]
-        expect(low - ROUNDING_S <= left <= high + ROUNDING_S and every == 0 and v["handler_after"] == "the sentinel",
+        # A hand-back is late by any stall of the entering thread between reading the clock
+        # and arming the timer (harness.stalls): allowed, as measured in this example.
+        late = ROUNDING_S + v.get("stalled_s", 0.0)
+        expect(low - ROUNDING_S <= left <= high + late and every == 0 and v["handler_after"] == "the sentinel",
                case.invariant.id,
                got=f"{where}: once {v['outcome']}, ITIMER_REAL ({left:.6f}, {every:g}), handler {v['handler_after']}",
                expected=f"the main thread's own ITIMER_REAL still counting down, {low:.6f} to {high:.6f} s left "
-                        "(interval 0), and its sentinel handler", call="timeout", history=h)
+                        f"(within {ROUNDING_S * 1000:g} ms, or {late * 1000:.3f} ms later with the stalls seen), "
+                        "interval 0, and its sentinel handler", call="timeout", history=h)
         expect(v["sentinel_hits"] == 0, case.invariant.id,
                got=f"{where}: the main thread's own SIGALRM handler ran {v['sentinel_hits']} times",
                expected="never: the scope's alarm is the scope's", call="timeout", history=h)
