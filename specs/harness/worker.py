@@ -276,7 +276,13 @@ def run_role(task: RoleTask, opened: Optional[threading.Event] = None,
     finally:
         if opened is not None:
             opened.set()  # a role that failed before opening must not stall the parent
-    write_result(task, outcome)
+    try:
+        write_result(task, outcome)
+    except FileNotFoundError:
+        # The example is over and its directory swept: a thread-placement role that outlived
+        # the deadline (a thread cannot be killed).  Nobody will read what it has to say.
+        proc.recorder.close()
+        return
     proc.recorder.close()
     if task.exit and task.mode != "fork":  # a forked worker announces it in fork_child_main
         signal_event(task.directory, f"exited-{task.proc}")

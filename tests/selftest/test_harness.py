@@ -105,6 +105,21 @@ def test_a_hang_in_a_thread_is_reported_without_hanging_the_suite(harness: Harne
     assert "T hung in block" in found.value.violation.got
 
 
+def sleeps_past_the_deadline(proc: Proc) -> None:
+    proc.call("block", time.sleep, 2.5)
+
+
+def test_a_thread_that_outlives_its_example_ends_quietly(harness: Harness, monkeypatch: Any) -> None:
+    """A thread cannot be killed: once its example is over and swept, it finds no directory to
+    leave its result in, and must end without an exception of its own (pytest warns of those)."""
+    raised: List[BaseException] = []
+    monkeypatch.setattr("threading.excepthook", lambda args: raised.append(args.exc_value))
+    with pytest.raises(HangFound):
+        _case(harness, "thread").run([Role("T", sleeps_past_the_deadline)])
+    time.sleep(2.5)
+    assert raised == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL])
 def test_death_by_signal_is_reported_with_the_signal_name(harness: Harness, signum: int) -> None:
     out = _case(harness).run([Role("P", dies_by_signal, (signum,))])
