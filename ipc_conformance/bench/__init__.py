@@ -47,7 +47,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="a progress line on stderr even when it is not a terminal")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the conformance guard (every backend is then marked unverified)")
-    p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers for the guard's conformance run")
+    p.add_argument("-n", dest="workers", default=None,
+                   help="pytest-xdist workers for the guard's conformance run (default: as ipc-conformance run)")
     p.add_argument("--deadline", type=float, default=120.0, metavar="SECONDS",
                    help="a cell still running after this is killed and reported as an error")
 

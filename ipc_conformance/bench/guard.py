@@ -26,15 +26,17 @@ FAILING = frozenset({"fail", "flaky", "error", "crashed"})
 
 
 def verify(backends: Sequence[Any], specs: Sequence[str], only: Optional[Sequence[str]],
-           workers: str, bar: Optional[Bar] = None) -> Tuple[Dict[str, str], Dict[str, Any]]:
+           workers: Optional[str], bar: Optional[Bar] = None) -> Tuple[Dict[str, str], Dict[str, Any]]:
     """Returns (backend name -> "verified" or "unverified: why", what the guard did)."""
     families = sorted({b.kind for b in backends})
     with tempfile.TemporaryDirectory(prefix="ipcc-bench-guard-") as tmp:
         report = os.path.join(tmp, "report.json")
         # The fork placement only: the bench runs every sender and receiver in forked processes,
         # so that is the placement its figures rest on (and the other three would triple the cost).
-        argv = [sys.executable, "-m", "ipc_conformance.cli", "run", "--profile", PROFILE, "-n", workers,
+        argv = [sys.executable, "-m", "ipc_conformance.cli", "run", "--profile", PROFILE,
                 "--placements", PLACEMENT, "--report", report]
+        if workers is not None:  # otherwise the run's own default (ipc_conformance.cli.default_workers)
+            argv += ["-n", workers]
         for fam in families:
             argv += ["--family", fam]
         for spec in specs:
