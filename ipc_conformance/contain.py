@@ -325,7 +325,7 @@ def _loop(session: pytest.Session, commands: int, done: int) -> None:
 
 def _last_words(stack: str) -> str:
     """The innermost frames of the runner's faulthandler dump, if it wrote one."""
-    from ipc_specs.harness.run import last_words
+    from ipc_specs.harness.outcome import last_words
 
     dump = _read(stack)
     return f"its Python stack when it died:\n{last_words(dump)}" if dump.strip() else ""

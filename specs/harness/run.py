@@ -9,11 +9,9 @@ Hypothesis draw examples and :meth:`Case.run` to execute one.
 from __future__ import annotations
 
 import ast
-import importlib
 import os
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import hypothesis
@@ -26,18 +24,28 @@ from hypothesis.reporting import with_reporter
 from ..backend import NAMED_ONLY_PLACEMENTS, validate_channel
 from ..invariant import Invariant, Unsupported, Violation, get_invariant
 from . import history as hist
+from .deadlines import (
+    ADAPTIVE_AFTER,
+    ADAPTIVE_DRAWN_FACTOR,
+    ADAPTIVE_EARLY_FLOOR_S,
+    ADAPTIVE_FLOOR_S,
+    ADAPTIVE_PASS_FACTOR,
+)
+from .deadlines import longest_drawn_s as longest_drawn_s  # re-exported: checks bound their runs with these
+from .deadlines import patience as patience
 from .faults import INTERRUPT_PERIODS_US, INTERRUPTS, KILL_DELAYS_MS, KILL_PLACEMENTS, KILLS, PLACEMENTS_OF
 from .guard import BackendCrashed as BackendCrashed  # defined there (placements needs it too)
 from .guard import BackendError, ParentHang, parent_guard
-from .holders import HOLDERS_MARK
 from .inherit import FRESH_EXAMPLES, run_inheriting
 from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
+from .outcome import ApiBroken, HangFound, Outcome, ShrinkBudgetSpent, holders_note, hung_stack
+from .outcome import Role as Role  # re-exported: Case.run takes them
 from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
 from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
 from .stillness import Stillness, window_for
-from .worker import EXITS, HANG_MARKERS, RoleTask
+from .worker import RoleTask
 
 #: Hypothesis examples per check for each profile; choose with ``--ipc-profile`` or ``IPC_PROFILE``.
 PROFILES: Dict[str, Dict[str, Any]] = {
@@ -72,151 +80,7 @@ DEFAULT_REPLAYS = 3
 SHRINK_BUDGET_S = 15.0
 #: What a worker process may allocate: far above any check's needs, far below the machine's RAM.
 DEFAULT_WORKER_MEMORY_MIB = 2048
-#: The adaptive deadline (see ``Case._adaptive_s``): only after this many passing examples
-#: of the same check, never below the floor, never below these multiples of the slowest
-#: passing run and of the longest duration the example drew, never above the deadline.
-ADAPTIVE_AFTER = 5
-ADAPTIVE_FLOOR_S = 2.0
-#: ... and before that many: no figure from this check yet, so a higher floor.
-ADAPTIVE_EARLY_FLOOR_S = 4.0
-ADAPTIVE_PASS_FACTOR = 20.0
-ADAPTIVE_DRAWN_FACTOR = 10.0
 
-#: signal's C core, without the enum conversions of its wrappers (typeshed has no stub for it).
-_signal: Any = importlib.import_module("_signal")
-
-
-@dataclass(frozen=True)
-class Role:
-    """One process (or thread) of an example: ``fn(proc, *args)`` runs in a worker."""
-
-    proc: str
-    fn: Callable[..., Any]
-    args: Tuple[Any, ...] = ()
-    opens: bool = True  # False: the role holds no endpoint, so it drops inherited ones at once
-    #: May be the victim of the ``kills`` fault; it must call ``proc.arm_kill()``.
-    killable: bool = False
-    #: How the worker ends once its result is written (see ``worker.EXITS``): "" as always
-    #: (``os._exit``, unannounced); "_exit" or "normal" also signal ``exited-<proc>`` once done,
-    #: and "normal" first runs what a normal interpreter exit would (fork placement only).
-    exit: str = ""
-
-    def __post_init__(self) -> None:
-        if self.exit not in EXITS:
-            raise ValueError(f"Role {self.proc}: exit={self.exit!r}, expected one of {EXITS}")
-
-
-class ApiBroken(BaseException):
-    """Carries a :class:`BackendError` through Hypothesis without replays or shrinking:
-    a backend whose setup hangs or returns no usable channel fails every example alike."""
-
-    def __init__(self, error: BackendError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class HangFound(BaseException):
-    """Raised through Hypothesis to stop at the first hang instead of shrinking.
-
-    Every shrink step of a hanging example would cost a whole deadline; the
-    first hanging example is reported as found (Hypothesis draws small ones first).
-    """
-
-    def __init__(self, violation: Violation) -> None:
-        super().__init__(str(violation))
-        self.violation = violation
-
-
-class ShrinkBudgetSpent(BaseException):
-    """Raised through Hypothesis when shrinking has used :data:`SHRINK_BUDGET_S`: the
-    last failing example is the best (smallest) one found so far (a shrinker accepts
-    only smaller failing examples), so that one is reported."""
-
-    def __init__(self, violation: Violation, drawn: Dict[str, Any], spent_s: float) -> None:
-        super().__init__(str(violation))
-        self.violation = violation
-        self.drawn = drawn
-        self.spent_s = spent_s
-
-
-@dataclass
-class Outcome:
-    invariant: str
-    roles: Dict[str, RoleOutcome]
-    history: hist.History
-    #: The role drawn to be SIGKILLed by the ``kills`` fault, if any (it may have finished first).
-    victim: Optional[str] = None
-
-    def value(self, proc: str) -> Any:
-        """The role's return value; a role that did not finish normally is a violation."""
-        r = self.roles[proc]
-        if r.status != "ok":
-            raise self.violation_for(proc, expected="every operation of the example to succeed")
-        return r.value
-
-    def values(self) -> Dict[str, Any]:
-        return {p: self.value(p) for p in self.roles}
-
-    def violation_for(self, proc: str, *, expected: str) -> Violation:
-        """``proc`` did not finish normally; the violation names the role whose failure came
-        first (see :meth:`culprit`), not a peer that failed only because it was left waiting."""
-        culprit = self.culprit(proc)
-        got, call, detail = self._failure(culprit)
-        focus = self.history.of(culprit)[-3:]
-        if culprit != proc:
-            own, _, _ = self._failure(proc)
-            got += f" (first; then {own})"
-            focus = focus + self.history.of(proc)[-2:]
-        return Violation(self.invariant, got=got, expected=expected, call=call,
-                         history=self.history.format(self.setups(focus) + focus) + detail)
-
-    def culprit(self, proc: str) -> str:
-        """Of the roles that raised, died or exited early, the one that did so first (by its
-        last event); ``proc`` itself if it did so first or none did."""
-        failed = {p: self._failed_at(p) for p, r in self.roles.items() if r.status in ("raised", "crashed", "exited")}
-        if not failed or (proc in failed and failed[proc] <= min(failed.values())):
-            return proc
-        return min(failed, key=lambda p: failed[p])
-
-    def _failed_at(self, proc: str) -> int:
-        events = self.history.of(proc)
-        fails = [e for e in events if e.phase == hist.FAIL]
-        return (fails[-1] if fails else events[-1]).t_ns if events else self.history.t0_ns
-
-    def setups(self, focus: Sequence[hist.Event]) -> List[hist.Event]:
-        """What the other processes did last before the failure shown by ``focus``: the event
-        that set it up (a close before an early EOF, a signal, a kill armed) often is theirs."""
-        if not focus:
-            return []
-        shown = {e.proc for e in focus}
-        before = min(e.t_ns for e in focus)
-        picked: Dict[Tuple[str, str], hist.Event] = {}
-        invoked: Dict[str, List[str]] = {}
-        for e in self.history.events:
-            if e.proc in shown or e.t_ns > before:
-                continue
-            picked[(e.proc, "last")] = e  # its latest event, a note maybe (a signal, a kill armed)
-            if e.phase == hist.INVOKE:
-                invoked.setdefault(e.proc, []).append(e.op)
-            elif invoked.get(e.proc) and invoked[e.proc][-1] == e.op:
-                invoked[e.proc].pop()
-                picked[(e.proc, "call")] = e  # and the return of its latest call (a close, a send)
-        return sorted(set(picked.values()), key=lambda e: e.t_ns)
-
-    def _failure(self, proc: str) -> Tuple[str, str, str]:
-        """``(got, call, detail)`` for a role that did not finish normally."""
-        r = self.roles[proc]
-        pending = self.history.pending(proc)
-        events = self.history.of(proc)
-        # The call that raised, not a note the harness added after it (the interrupt
-        # storm's count, say): a role that raised has its failing call's FAIL event last.
-        failed = [e for e in events if e.phase == hist.FAIL]
-        call = pending.op if pending else (failed[-1].op if failed and r.status == "raised"
-                                           else events[-1].op if events else "start")
-        detail = f"\n{proc} traceback:\n{_tail(r.traceback)}" if r.traceback else ""
-        if r.status in ("crashed", "exited") and r.output.strip():
-            detail += f"\n{proc} output:\n{last_words(r.output)}"
-        return f"{proc} {r.describe()}" + (f" in {call}" if pending else ""), call, detail
 
 
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*')\)")
@@ -254,45 +118,6 @@ def _take_blob(exc: BaseException) -> str:
             blob = ast.literal_eval(found.group(2)).decode("ascii")
             notes.remove(note)
     return blob
-
-
-def _stack(output: str, lines: int = 14) -> str:
-    """The frames faulthandler dumped at the deadline, innermost first, for the main thread."""
-    starts = [output.rfind(m) for m in HANG_MARKERS if m in output]
-    dump = output[max(starts):] if starts else output
-    # With several threads faulthandler lists the others first and then the one that
-    # took the signal, the main thread (helper threads such as the interrupt storm's
-    # run with signals blocked): that is where the role is stuck.
-    current = dump.find("Current thread ")
-    if current >= 0:
-        dump = dump[current:].split("\nThread 0x", 1)[0]
-    frames = [ln for ln in dump.splitlines() if ln.strip().startswith("File ")]
-    # The harness's own frames (and Hypothesis's) say nothing about where the backend hung.
-    own = [ln for ln in frames if not any(m in ln for m in _OWN_FRAMES)]
-    return "\n".join((own or frames)[:lines]) or (
-        "(no stack: the worker never started its body, or it blocked or handled SIGABRT)")
-
-
-# The harness by its own directory, not any path with "/harness/" in it (a checkout may sit in one).
-_OWN_FRAMES = (os.path.dirname(os.path.abspath(__file__)) + os.sep, f"{os.sep}hypothesis{os.sep}", "<frozen ",
-               f"{os.sep}multiprocessing{os.sep}", f"{os.sep}_pytest{os.sep}", f"{os.sep}pluggy{os.sep}")
-
-
-def _tail(text: str, lines: int = 12) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def last_words(output: str) -> str:
-    """What a process that died wrote: when a fatal signal made faulthandler dump its stack,
-    the last lines it printed before, the error line and the innermost frames (the dump's
-    own tail is the outermost frames, the test runner's, which say nothing).  For role
-    workers here, and for the runner ``ipc_conformance.contain`` forks for the checks."""
-    at = output.rfind("Fatal Python error")
-    if at < 0:
-        return _tail(output)
-    before = _tail(output[:at], lines=4)
-    dump = output[at:]
-    return "\n".join(filter(None, [before, dump.splitlines()[0], "innermost frames first:", _stack(dump, lines=8)]))
 
 
 class Harness:
@@ -675,8 +500,8 @@ class Case:
             pending = outcome.history.pending(proc)
             parts.append(f"{proc} hung in {pending.op if pending else 'its body'}")
         when = "when called" if self.stillness.called else "at the deadline"
-        stacks = "\n".join(f"{p} stack {when} (innermost first):\n{_stack(outcome.roles[p].output)}"
-                           + _holders_note(outcome.roles[p].output) for p in hung)
+        stacks = "\n".join(f"{p} stack {when} (innermost first):\n{hung_stack(outcome.roles[p].output)}"
+                           + holders_note(outcome.roles[p].output) for p in hung)
         focus = [e for p in hung for e in outcome.history.of(p)[-2:]]
         first = outcome.history.pending(hung[0])
         if not self.stillness.called:
@@ -704,41 +529,6 @@ class Case:
         )
         violation.hang = True
         return violation
-
-
-def patience(*seconds: float, factor: float = ADAPTIVE_DRAWN_FACTOR, floor: float = ADAPTIVE_FLOOR_S) -> float:
-    """A ``deadline=`` for :meth:`Case.run` from the durations an example drew (seconds):
-    the floor plus ``factor`` times the longest.  Generous on purpose: it only bounds a
-    run whose roles all sleep and record nothing (a role that runs gets the deadline)."""
-    return floor + factor * max(seconds, default=0.0)
-
-
-#: Units of the drawn values whose names end so (the checks' naming convention).
-_UNITS = (("_us", 1e-6), ("_ms", 1e-3), ("_s", 1.0), ("seconds", 1.0))
-
-
-def longest_drawn_s(drawn: Any, unit: float = 0.0) -> float:
-    """The longest duration among an example's drawn values, in seconds: every number
-    (in lists, tuples and dicts too) under a name ending in ``_us``, ``_ms``, ``_s`` or
-    ``seconds``.  A duration under another name is not seen: the floor covers it."""
-    if isinstance(drawn, dict):
-        found = 0.0
-        for key, value in drawn.items():
-            scale = next((f for suffix, f in _UNITS if str(key).endswith(suffix)), unit)
-            found = max(found, longest_drawn_s(value, scale))
-        return found
-    if isinstance(drawn, (list, tuple)):
-        return max([longest_drawn_s(v, unit) for v in drawn] + [0.0])
-    if unit and isinstance(drawn, (int, float)) and not isinstance(drawn, bool):
-        return float(drawn) * unit
-    return 0.0
-
-
-def _holders_note(output: str) -> str:
-    """The lines placements wrote into a hung worker's output before aborting it: who
-    still holds the write end of the pipe it was reading (see holders.py)."""
-    lines = [ln[len(HOLDERS_MARK):].strip() for ln in output.splitlines() if ln.startswith(HOLDERS_MARK)]
-    return "".join(f"\n{ln}" for ln in lines)
 
 
 _DEFAULT: Optional[Harness] = None

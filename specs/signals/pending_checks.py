@@ -17,7 +17,8 @@ from typing import Dict, List, Sequence, Tuple
 from hypothesis import strategies as st
 
 from .. import limits
-from ..harness.run import Case, Outcome, Role
+from ..harness.outcome import Outcome
+from ..harness.run import Case, Role
 from ..invariant import Level, Unresolved, expect, invariant
 from ..strategies import anchored_integers
 from . import roles

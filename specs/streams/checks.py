@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from .. import limits
 from ..harness.faults import INTERRUPTS, KILLS
 from ..harness.history import INVOKE
-from ..harness.run import KILL_KEY, Case, Outcome, Role, patience
+from ..harness.outcome import Outcome
+from ..harness.run import KILL_KEY, Case, Role, patience
 from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short_repr
 from ..strategies import Blob, anchored_integers, delays_ms, read_sizes, write_plans
 from . import roles

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from ipc_specs import Harness, Role, Violation
 from ipc_specs.harness import history as hist
+from ipc_specs.harness.outcome import HangFound, Outcome
 from ipc_specs.harness.placements import RoleOutcome
-from ipc_specs.harness.run import HangFound, Outcome
 from ipc_specs.harness.worker import Proc
 
 from .test_harness import NullBackend

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ipc_specs import Harness, Role, Violation
 from ipc_specs.harness import placements
+from ipc_specs.harness.outcome import HangFound
 from ipc_specs.harness.placements import PLACEMENTS
 from ipc_specs.harness.resources import (
     ResourceRoot,
@@ -26,7 +27,6 @@ from ipc_specs.harness.resources import (
     sweep_debris,
     unguessable_name,
 )
-from ipc_specs.harness.run import HangFound
 from ipc_specs.harness.worker import Proc
 
 
@@ -460,8 +460,8 @@ def test_multiprocessing_shared_heap_arenas_are_not_leaks() -> None:
 def test_a_role_that_raised_is_labelled_with_the_call_that_raised() -> None:
     """Not with a note the harness wrote after it (the interrupt storm's count)."""
     from ipc_specs.harness import history as hist
+    from ipc_specs.harness.outcome import Outcome
     from ipc_specs.harness.placements import RoleOutcome
-    from ipc_specs.harness.run import Outcome
 
     events = [hist.Event("C", hist.INVOKE, "receive", "", 1), hist.Event("C", hist.FAIL, "receive", "MemoryError", 2),
               hist.Event("C", hist.OK, "interrupted", "3 times by SIGWINCH", 3)]

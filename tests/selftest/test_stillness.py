@@ -12,7 +12,8 @@ import pytest
 
 from ipc_specs import Harness, Role, Violation
 from ipc_specs.harness import stillness
-from ipc_specs.harness.run import HangFound, longest_drawn_s
+from ipc_specs.harness.deadlines import longest_drawn_s
+from ipc_specs.harness.outcome import HangFound
 from ipc_specs.harness.worker import Proc
 
 from .test_harness import NullBackend
