@@ -238,10 +238,10 @@ def _read_reports(config: pytest.Config, path: str) -> List[pytest.TestReport]:
 
 
 def _how_it_died(status: int) -> str:
-    from ipc_specs.harness.placements import _signal_name
+    from ipc_specs.harness.sigstate import signal_name
 
     if os.WIFSIGNALED(status):
-        how = f"died by {_signal_name(os.WTERMSIG(status))}"
+        how = f"died by {signal_name(os.WTERMSIG(status))}"
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == _INTERRUPTED:
         how = "was interrupted (SIGINT or SIGTERM sent to it alone)"
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) == _BROKEN:

@@ -3,7 +3,7 @@ a ``multiprocessing.Process`` argument: how multiprocessing hands a child what i
 only inherit (its Lock, Queue, Pipe connections, shared Value; a descriptor wrapped in
 ``multiprocessing.reduction.DupFd``).
 
-The warm pools (``placements.Pool``) reuse workers across examples, so a channel can
+The warm pools (``pool.Pool``) reuse workers across examples, so a channel can
 reach them only by name: it is pickled into a process that is already running, and
 multiprocessing refuses to pickle its synchronisation objects then ("should only be
 shared between processes through inheritance").  A backend whose wiring is
@@ -32,10 +32,10 @@ from .placements import (
     GRACE_S,
     IMPORT_ALLOWANCE_S,
     RoleOutcome,
-    _detach,
-    _exitcode_to_status,
-    _kill,
     classify,
+    detach_parent,
+    exitcode_to_status,
+    kill_quietly,
     note_holders,
 )
 from .worker import HANG_SIGNAL, RoleTask, cap_memory, data_size, die_with_parent, enter_worker_process, run_role
@@ -100,7 +100,7 @@ def run_inheriting(tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
                 started.append((task, proc))
         finally:
             try:
-                _detach(channel, tasks)
+                detach_parent(channel, tasks)
             finally:
                 gate_w.close()  # EOF: every worker may go past its opens
                 gate_r.close()
@@ -134,12 +134,12 @@ def _collect(started: List[Tuple[RoleTask, Any]], deadline_s: float) -> Dict[str
         if now >= abort_at and not aborted:
             note_holders([p.pid for p in running], {proc.pid: task for task, proc in started})
             for proc in running:  # faulthandler dumps where it is stuck, then it dies
-                _kill(proc.pid, HANG_SIGNAL)
+                kill_quietly(proc.pid, HANG_SIGNAL)
                 aborted.add(proc.pid)
         limit = (abort_at + GRACE_S if aborted else abort_at) - now
         multiprocessing.connection.wait([p.sentinel for p in running], timeout=max(0.001, min(1.0, limit)))
         for proc in running:
             proc.join(0)
-    return {task.proc: classify(task, _exitcode_to_status(proc.exitcode) if proc.exitcode is not None else None,
+    return {task.proc: classify(task, exitcode_to_status(proc.exitcode) if proc.exitcode is not None else None,
                                 proc.pid in aborted)
             for task, proc in started}

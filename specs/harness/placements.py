@@ -9,8 +9,6 @@ ok / raised / crashed / exited / hung.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
 import os
 import pickle
 import select
@@ -23,20 +21,16 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import holders, worker
+from . import holders
 from .guard import BackendError, parent_guard
 from .interrupts import raise_if_interrupted
+from .sigstate import signal_name
 from .stillness import Stillness
 from .worker import (
     HANG_MARKERS,
     HANG_SIGNAL,
-    PARENT_DETACHED,
-    PoolGate,
     RoleTask,
-    cap_memory,
     data_size,
-    die_with_parent,
-    enter_worker_process,
     fork_child_main,
     load_prctl,
     run_role,
@@ -99,21 +93,12 @@ def classify(task: RoleTask, wait_status: Optional[int], killed_by_us: bool) -> 
         return RoleOutcome(task.proc, "hung", output=output)
     if wait_status is not None and os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
-        return RoleOutcome(task.proc, "crashed", signal_name=_signal_name(sig), output=output)
+        return RoleOutcome(task.proc, "crashed", signal_name=signal_name(sig), output=output)
     code = os.waitstatus_to_exitcode(wait_status) if wait_status is not None else "?"
     return RoleOutcome(task.proc, "exited", message=str(code), output=output)
 
 
-def _signal_name(sig: int) -> str:
-    """``SIGUSR1``; real-time signals have no enum member, so ``SIGRTMIN+3``."""
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        rtmin = int(getattr(signal, "SIGRTMIN", 0))
-        return f"SIGRTMIN+{sig - rtmin}" if rtmin and sig >= rtmin else f"signal {sig}"
-
-
-def _detach(channel: Any, tasks: Sequence[RoleTask]) -> None:
+def detach_parent(channel: Any, tasks: Sequence[RoleTask]) -> None:
     """Drop the parent's references to the channel (workers wait for this past their opens)."""
     with parent_guard(tasks[0].deadline_s if tasks else 10.0, "channel.detach()"):
         channel.detach()
@@ -176,7 +161,7 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
                     pids[pid] = task
         finally:
             try:
-                _detach(channel, tasks)
+                detach_parent(channel, tasks)
             finally:
                 for fd in (gate_w, gate_r, done_w):
                     os.close(fd)
@@ -192,8 +177,8 @@ def run_forked(tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
                                       before_abort=lambda pending: note_holders(pending, pids))
     except BaseException:
         for pid in pids:  # interrupted: no worker outlives the example
-            _kill(pid, signal.SIGKILL)
-            _reap(pid)
+            kill_quietly(pid, signal.SIGKILL)
+            reap(pid)
         raise
     finally:
         os.close(done_r)
@@ -229,7 +214,7 @@ def _wait_for_eof(fd: int, until: float, stillness: Stillness) -> None:
             return
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
@@ -279,11 +264,11 @@ def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S,
                 if before_abort is not None:
                     before_abort(pending)
                 for pid in pending:
-                    _kill(pid, HANG_SIGNAL)
+                    kill_quietly(pid, HANG_SIGNAL)
                 aborted.update(pending)
             if now >= kill_at:
                 for pid in pending:
-                    _kill(pid, signal.SIGKILL)
+                    kill_quietly(pid, signal.SIGKILL)
                     statuses[pid] = os.waitpid(pid, 0)[1]
                 break
             left = (abort_at if not aborted else kill_at) - now
@@ -297,7 +282,7 @@ def _wait_pids(pids: List[int], abort_at: float, grace_s: float = GRACE_S,
     return statuses, aborted
 
 
-def _kill(pid: int, sig: int) -> None:
+def kill_quietly(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
@@ -359,201 +344,6 @@ def _join(thread: threading.Thread, end: float, stillness: Stillness) -> None:
         thread.join(stillness.nap(min(left, 1.0)))
 
 
-# --- warm pools of spawned (or forkserver) workers ---------------------------------------
-def pool_worker_main(conn: multiprocessing.connection.Connection) -> None:
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    conn.send("ready")  # booted and imported: only now may the parent count deadlines
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        if task.memory_allowance:
-            cap_memory(data_size() + task.memory_allowance)
-        enter_worker_process(task.file("out"))
-        gate = PoolGate(conn)
-        worker._POOL_GATE = gate
-        try:
-            run_role(task)
-        finally:
-            worker._POOL_GATE = None
-        # Exactly one PARENT_DETACHED per task, read or not by the role.
-        if not gate.wait(BOOT_TIMEOUT_S):
-            return  # the parent is gone or stuck: this worker is of no further use
-        conn.send(True)
-
-
-class Pool:
-    """Workers started once and reused across examples, for channels opened by name.
-
-    Spawning costs tens of milliseconds a process; reusing workers makes the
-    spawn placement about as cheap as fork.  A worker that hangs or dies is
-    replaced by a fresh one.
-    """
-
-    def __init__(self, method: str) -> None:
-        self.ctx: Any = multiprocessing.get_context(method)
-        self.idle: List[Any] = []
-        #: fds that appeared while each worker started (its pipes, maybe the resource
-        #: tracker's): kept on purpose, so the leak audit must not count them.
-        self.owned_fds: Dict[int, frozenset[int]] = {}
-
-    def _start(self) -> Any:
-        before = _open_fds()
-        parent_conn, child_conn = self.ctx.Pipe()
-        proc = self.ctx.Process(target=pool_worker_main, args=(child_conn,), daemon=True)
-        proc.start()
-        child_conn.close()
-        method = self.ctx.get_start_method()
-        try:
-            ready = parent_conn.poll(BOOT_TIMEOUT_S) and parent_conn.recv() == "ready"
-        except (EOFError, OSError):  # it died while starting (its traceback went to stderr)
-            proc.join()
-            parent_conn.close()
-            raise RuntimeError(f"a {method} worker died while starting (exit code {proc.exitcode}); "
-                               "its error is on stderr above") from None
-        if not ready:
-            proc.kill()
-            proc.join()
-            parent_conn.close()
-            raise RuntimeError(f"a {method} worker did not start within {BOOT_TIMEOUT_S:g}s")
-        self.owned_fds[proc.pid] = _open_fds() - before
-        return (proc, parent_conn)
-
-    def _discard(self, proc: Any, conn: Any) -> None:
-        """Forget a worker (killing it if need be) and release what multiprocessing kept for it."""
-        self.owned_fds.pop(proc.pid, None)  # before close(): a closed Process has no pid
-        if proc.is_alive():
-            proc.kill()
-        conn.close()
-        proc.join()
-        proc.close()
-
-    def _take(self, task: RoleTask) -> Any:
-        """An idle worker that is alive and has accepted ``task`` (starting one if need be)."""
-        while True:
-            worker = self.idle.pop() if self.idle else self._start()
-            proc, conn = worker
-            if proc.is_alive():
-                try:
-                    conn.send(task)
-                    return worker
-                except OSError:  # it died between the check and the send
-                    pass
-                except (pickle.PicklingError, AttributeError, TypeError) as exc:
-                    self.idle.append(worker)  # pickled first, so nothing was sent: still idle
-                    raise Unpicklable(self.ctx.get_start_method(), exc) from exc
-            self._discard(proc, conn)
-
-    def run(self, tasks: Sequence[RoleTask], channel: Any, deadline_s: float,
-            stillness: Optional[Stillness] = None) -> Dict[str, RoleOutcome]:
-        busy: List[Any] = []
-        try:
-            for task in tasks:
-                busy.append(self._take(task))
-        except BaseException:
-            for proc, conn in busy:  # never leave a worker running a half-started example
-                self._discard(proc, conn)
-            _detach(channel, tasks)
-            raise
-        try:
-            return self._collect(tasks, busy, channel, deadline_s, stillness or Stillness(0.0, enabled=False))
-        except BaseException:
-            for proc, conn in busy:
-                if (proc, conn) not in self.idle:
-                    self._discard(proc, conn)
-            raise
-
-    def _collect(self, tasks: Sequence[RoleTask], busy: List[Any], channel: Any,
-                 deadline_s: float, stillness: Stillness) -> Dict[str, RoleOutcome]:
-        try:
-            _detach(channel, tasks)
-        finally:
-            for _proc, conn in busy:  # let them past their opens
-                try:
-                    conn.send(PARENT_DETACHED)
-                except OSError:
-                    pass  # it died: the loop below sees that
-        # A worker unpickles its task first, which may import the role's module:
-        # allow for that on top of the deadline before aborting it.
-        abort_at = time.monotonic() + deadline_s + IMPORT_ALLOWANCE_S
-        stillness.start = time.monotonic()
-        pending = set(range(len(tasks)))
-        dead: Dict[int, bool] = {}
-        aborted: set[int] = set()
-        while pending:
-            now = time.monotonic()
-            if now >= abort_at + GRACE_S:
-                break
-            if not aborted and stillness.still():
-                abort_at = now  # asleep with nothing to wake it: a hang now, not at the deadline
-            if now >= abort_at and not aborted:
-                note_holders([busy[i][0].pid for i in pending], {busy[i][0].pid: t for i, t in enumerate(tasks)})
-                for i in pending:  # faulthandler dumps where it is stuck, then it dies
-                    _kill(busy[i][0].pid, HANG_SIGNAL)
-                aborted.update(pending)
-            owners: Dict[Any, int] = {}
-            for i in pending:
-                owners[busy[i][1]] = i
-                owners[busy[i][0].sentinel] = i
-            raise_if_interrupted()
-            timeout = min(1.0, (abort_at + GRACE_S if aborted else abort_at) - now)
-            timeout = timeout if aborted else stillness.nap(timeout)
-            for ready in multiprocessing.connection.wait(list(owners), timeout=timeout):
-                i = owners[ready]
-                if i not in pending:
-                    continue
-                proc, conn = busy[i]
-                if ready is conn and isinstance(conn, multiprocessing.connection.Connection):
-                    try:
-                        conn.recv()
-                        pending.discard(i)
-                        continue
-                    except (EOFError, OSError):
-                        pass  # the worker died mid-task: fall through
-                proc.join(1)
-                dead[i] = i in aborted
-                pending.discard(i)
-        for i in pending:
-            proc, _ = busy[i]
-            proc.kill()
-            proc.join()
-            dead[i] = True
-        outcomes = {}
-        for i, task in enumerate(tasks):
-            proc, conn = busy[i]
-            if i in dead:
-                status = None if proc.exitcode is None else _exitcode_to_status(proc.exitcode)
-                outcomes[task.proc] = classify(task, status, dead[i])
-                self._discard(proc, conn)
-            else:
-                outcomes[task.proc] = classify(task, 0, False)
-                self.idle.append(busy[i])
-        return outcomes
-
-    def close(self) -> None:
-        for _proc, conn in self.idle:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-        for proc, conn in self.idle:
-            proc.join(2)
-            if proc.is_alive():
-                proc.kill()
-            self._discard(proc, conn)
-        self.idle.clear()
-
-
-def _open_fds() -> frozenset[int]:
-    from .audit import open_fds
-
-    return open_fds()
-
-
-def _exitcode_to_status(exitcode: int) -> int:
+def exitcode_to_status(exitcode: int) -> int:
     """Rebuild a waitpid status from ``Process.exitcode`` (negative means a signal)."""
     return -exitcode if exitcode < 0 else (exitcode & 0xFF) << 8

@@ -26,8 +26,9 @@ import warnings
 from typing import Any, Optional, Tuple
 
 from .interrupts import raise_if_interrupted
-from .placements import FORK_SHIELD, _reap, _signal_name
+from .placements import FORK_SHIELD, reap
 from .resources import ResourceRoot, remove_journalled
+from .sigstate import signal_name
 from .worker import die_with_parent
 
 #: Exit code of a probe whose calls returned or raised (anything else is a crash).
@@ -58,7 +59,7 @@ def probe_parent_calls(backend: Any, root: ResourceRoot, deadline_s: float) -> O
     if status is None:
         return "hang", f"{stage} did not return within {deadline_s:g}s"
     if os.WIFSIGNALED(status):
-        return "crash", f"{stage} died by {_signal_name(os.WTERMSIG(status))}"
+        return "crash", f"{stage} died by {signal_name(os.WTERMSIG(status))}"
     if os.WIFEXITED(status) and os.WEXITSTATUS(status) != _DONE:
         return "crash", f"{stage} exited the process with code {os.WEXITSTATUS(status)}"
     return None
@@ -99,10 +100,10 @@ def _wait(pid: int, until: float) -> Optional[int]:
             time.sleep(0.002)
     except BaseException:  # interrupted: the probe does not outlive the wait
         os.kill(pid, signal.SIGKILL)
-        _reap(pid)
+        reap(pid)
         raise
     os.kill(pid, signal.SIGKILL)
-    _reap(pid)
+    reap(pid)
     return None
 
 

@@ -41,7 +41,8 @@ from .inherit import prepare as prepare_start_method
 from .interrupts import raise_if_interrupted
 from .outcome import ApiBroken, HangFound, Outcome, ShrinkBudgetSpent, holders_note, hung_stack
 from .outcome import Role as Role  # re-exported: Case.run takes them
-from .placements import PLACEMENTS, Pool, RoleOutcome, run_forked, run_threaded, settle_forked
+from .placements import PLACEMENTS, RoleOutcome, run_forked, run_threaded, settle_forked
+from .pool import Pool
 from .probe import probe_parent_calls
 from .resources import ResourceRoot, Scope, adopt_multiprocessing_tempdir
 from .stillness import Stillness, window_for

@@ -61,10 +61,12 @@ def take() -> SignalState:
 
 
 def signal_name(sig: int) -> str:
+    """``SIGUSR1``; real-time signals have no enum member, so ``SIGRTMIN+3``."""
     try:
         return signal.Signals(sig).name
     except ValueError:
-        return f"signal {sig}"
+        rtmin = int(getattr(signal, "SIGRTMIN", 0))
+        return f"SIGRTMIN+{sig - rtmin}" if rtmin and sig >= rtmin else f"signal {sig}"
 
 
 def _show(handler: Any) -> str:
