@@ -236,8 +236,12 @@ def threads_sharing_an_endpoint_take_each_message_once(backend: object, case: Ca
     # Pinned: many more messages than drawn (the first thread to start can take a dozen
     # before the others run), the largest, with the most threads: unlocked readers then
     # compete for frames every time (drawn examples alone missed such a twin 1 run in 20).
-    most = [[bytes(cap)] * 200 for _ in range(3 if concurrent(case) else 1)]
-    case.explore(body, fillers=fillers, threads=st.integers(2, 4), pinned=[{"fillers": most, "threads": 4}])
+    # And the same count of the smallest: more frames per read.  Two chances at a race that
+    # a loaded machine can miss once (a gallery run under a load average of 8 did).
+    producers_n = 3 if concurrent(case) else 1
+    most, smallest = [[bytes(cap)] * 200] * producers_n, [[b""] * 200] * producers_n
+    case.explore(body, fillers=fillers, threads=st.integers(2, 4),
+                 pinned=[{"fillers": most, "threads": 4}, {"fillers": smallest, "threads": 3}])
 
 
 @invariant(
