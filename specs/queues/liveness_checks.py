@@ -22,7 +22,7 @@ from ..strategies import anchored_integers
 from . import linearize as lin
 from . import liveness_roles as lr
 from . import roles
-from .common import concurrent, data_of, err_name, max_size, preflight
+from .common import concurrent, data_of, err_name, max_size, preflight, unbounded_top
 from .protocol import (
     BATCHES,
     BOUNDED_CAPACITY,
@@ -236,12 +236,15 @@ def threads_sharing_an_endpoint_take_each_message_once(backend: object, case: Ca
     # Pinned: many more messages than drawn (the first thread to start can take a dozen
     # before the others run), the largest, with the most threads: unlocked readers then
     # compete for frames every time (drawn examples alone missed such a twin 1 run in 20).
-    # And the same count of the smallest: more frames per read.  Two chances at a race that
-    # a loaded machine can miss once (a gallery run under a load average of 8 did).
+    # And a few of the largest: a body past the kernel's buffers takes several reads, and
+    # a thread blocked in its own read takes the bytes between two of them, whatever the
+    # load (small frames alone escaped a gallery run under a load average of 8).
     producers_n = 3 if concurrent(case) else 1
-    most, smallest = [[bytes(cap)] * 200] * producers_n, [[b""] * 200] * producers_n
+    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
+    most = [[bytes(cap)] * 200] * producers_n
+    largest = [[bytes(max(0, top - roles.HEADER.size))] * 4] * producers_n
     case.explore(body, fillers=fillers, threads=st.integers(2, 4),
-                 pinned=[{"fillers": most, "threads": 4}, {"fillers": smallest, "threads": 3}])
+                 pinned=[{"fillers": most, "threads": 4}, {"fillers": largest, "threads": 4}])
 
 
 @invariant(
