@@ -23,6 +23,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from .deadlines import ADAPTIVE_FLOOR_S
+
 #: The slack on lateness: this multiple of the worst control's lateness ...
 CONTROL_FACTOR = 3
 #: ... plus this floor (ms), for jitter between two moments of one example: far below
@@ -74,6 +76,15 @@ def measure_until_on_time(ms: float, operation: Callable[[], Optional[float]], *
         if late is None or on_time(attempts[-1]):
             break
     return attempts
+
+
+def attempts_deadline_s(ms: float, operation_s: float, *, after: bool = True) -> float:
+    """A ``deadline=`` for :meth:`Case.run` whose role measures with :func:`measure_until_on_time`:
+    :data:`TRIES` attempts, each a control of ``ms`` before (and ``after``) and the operation,
+    which ends within ``operation_s``, plus a floor for the rest of the role.  A correct
+    operation retried on a loaded machine takes that long, and the harness's own deadline
+    (3 s in the self-tests) once called such a run hung."""
+    return ADAPTIVE_FLOOR_S + TRIES * ((2 if after else 1) * ms / 1000 + operation_s)
 
 
 def describe_attempts(what: str, ms: float, attempts: Sequence[Dict[str, Any]]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 from typing import Any, Dict, Optional
 
-from ..harness.control import describe_attempts, described, measure_until_on_time, on_time
+from ..harness.control import attempts_deadline_s, describe_attempts, described, measure_until_on_time, on_time
 from ..harness.run import Case, Role
 from ..harness.worker import Proc
 from ..invariant import Level, expect, invariant
@@ -63,7 +63,8 @@ def timed_receive_beside_control(proc: Proc, ms: int) -> Dict[str, Any]:
 )
 def timed_receive_gives_up_no_later_than_a_control(backend: object, case: Case) -> None:
     def body(ms: int) -> None:
-        out = case.run([Role("R", timed_receive_beside_control, (ms,)), Role("S", quiet_sender)])
+        out = case.run([Role("R", timed_receive_beside_control, (ms,)), Role("S", quiet_sender)],
+                       deadline=attempts_deadline_s(ms, 2 * ms / 1000))
         out.value("S")
         v = out.value("R")
         attempts = v["attempts"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ..harness.control import describe_attempts, described, measure_until_on_time, on_time
+from ..harness.control import attempts_deadline_s, describe_attempts, described, measure_until_on_time, on_time
 from ..harness.run import Case, Role
 from ..harness.worker import Proc
 from ..invariant import Level, expect, invariant
@@ -57,7 +57,8 @@ def timed_beside_control(proc: Proc, ms: int, held: int) -> Dict[str, Any]:
 def timed_acquire_gives_up_no_later_than_a_control(backend: object, case: Case) -> None:
     def body(value: int, ms: int) -> None:
         out = case.run([Role("H", roles.hold_all, (value,)),
-                        Role("T", timed_beside_control, (ms, value))], channel_setup=create(value))
+                        Role("T", timed_beside_control, (ms, value))], channel_setup=create(value),
+                       deadline=attempts_deadline_s(ms, 2 * ms / 1000))
         finish_all(out)
         v = out.value("T")
         attempts = v["attempts"]

@@ -13,11 +13,12 @@ from typing import Any, Dict, List
 
 from hypothesis import strategies as st
 
-from ..harness.control import describe_attempts, described, on_time
+from ..harness.control import attempts_deadline_s, describe_attempts, described, on_time
 from ..harness.run import Case, Role
 from ..invariant import Level, expect, invariant
 from ..strategies import anchored_integers
 from . import roles
+from .common import NEVER_EXTRA_S, NEVER_FACTOR
 from .protocol import CANCEL, CANCEL_DISARMS, INTERRUPTS_BLOCKING, SUB_SECOND
 
 FAMILY = "timeout"
@@ -56,7 +57,10 @@ def _kind(case: Case) -> str:
 def caller_alarm_and_handler_survive_the_scope(backend: object, case: Case) -> None:
     def body(path: str, ms: int, gap_ms: int) -> None:
         outer = ms + gap_ms
-        out = case.run([Role("P", roles.outer_alarm, (path, ms, outer, _kind(case)))])
+        # Each attempt waits for the caller's alarm at most NEVER_FACTOR times its delay (roles.py).
+        out = case.run([Role("P", roles.outer_alarm, (path, ms, outer, _kind(case)))],
+                       deadline=attempts_deadline_s(outer, NEVER_FACTOR * outer / 1000 + NEVER_EXTRA_S,
+                                                    after=outer < 1000))
         attempts = out.value("P")
         h = out.history.format()
         where = f"a {ms} ms scope left by {path}, the caller's ITIMER_REAL at {outer} ms"
@@ -172,7 +176,8 @@ def scopes_ending_near_their_deadline_leave_no_trace(backend: object, case: Case
 )
 def timeout_is_no_later_than_a_control_timer(backend: object, case: Case) -> None:
     def body(ms: int) -> None:
-        out = case.run([Role("P", roles.lateness, (ms, _kind(case)))])
+        out = case.run([Role("P", roles.lateness, (ms, _kind(case)))],
+                       deadline=attempts_deadline_s(ms, NEVER_FACTOR * ms / 1000 + NEVER_EXTRA_S, after=ms < 1000))
         attempts = out.value("P")
         expect(any(on_time(a) for a in attempts), case.invariant.id,
                got=describe_attempts(f"a {ms} ms timeout, {len(attempts)} attempt(s)", ms, attempts),
