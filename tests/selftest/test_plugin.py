@@ -15,6 +15,8 @@ from typing import List, Tuple
 
 import pytest
 
+from ipc_specs.harness.resources import sweep_debris
+
 BAD_MODULE = '''
 import time
 from ipc_impls.streams import PipeBackend, PipeChannel
@@ -297,13 +299,30 @@ def test_an_interrupt_in_the_middle_of_an_example_leaves_nothing(tmp_path: Path,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert wait_for_example(tmp_path / "tmp", tag), "no example started"  # it holds a journalled object
     (os.killpg if group else os.kill)(proc.pid, signum)
-    output = proc.communicate(timeout=60)[0].decode()
+    output = finish(proc, tmp_path, 60)
     assert "KeyboardInterrupt" in output or "Interrupted" in output or "!!!" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
     # An interrupted run never looks complete: PARTIAL in the summary line and the report.
     assert proc.returncode == 2 and "ipc-conformance: PARTIAL" in output, output
     data = json.loads(report.read_text())
     assert data["partial"] and data["status"] == "PARTIAL" and data["summary"]["not_run"] >= 1, data["summary"]
+
+
+def finish(proc: subprocess.Popen[bytes], tmp: Path, timeout: float) -> str:
+    """What the run printed once it ended.  One that does not end in ``timeout`` fails the
+    test, and leaves nothing running and nothing behind: its process group is killed and
+    what it left is swept as the next run would (roots whose owner is dead)."""
+    try:
+        return proc.communicate(timeout=timeout)[0].decode()
+    except subprocess.TimeoutExpired as hung:
+        os.killpg(proc.pid, signal.SIGKILL)
+        shown = proc.communicate()[0].decode(errors="replace")
+        end = time.monotonic() + 10
+        while session_members(proc.pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        swept = sweep_debris(str(tmp / "tmp"))
+        raise AssertionError(f"the run did not end within {timeout:g} s (swept after killing it: {swept}); "
+                             f"it printed:\n{shown[-3000:]}") from hung
 
 
 def session_members(sid: int) -> set:  # type: ignore[type-arg]
@@ -340,9 +359,10 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
                IPCC_TMPDIR=str(tmp_path / "tmp"), IPCC_RUN_TAG=tag)
     report = tmp_path / "r.json"
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "ipc_conformance.suite", "-p", "no:cacheprovider", "-q",
-           # No replacement worker: once (in a run under load) the controller and the worker that
-           # pytest-xdist started in place of the dead one were both left waiting on a lock.
-           "-n", "2", "--max-worker-restart", "0",
+           # One worker and no replacement: once (in a run under load) the controller and the worker
+           # that pytest-xdist started in place of the dead one were both left waiting on a lock, and
+           # once, with two workers and no replacement, the run did not end within two minutes.
+           "-n", "1", "--max-worker-restart", "0",
            "--ipc-deadline", "60", "--ipc-placements", "fork", "--ipc-report", str(report),
            "--ipc-backend", "badbackends:HangingNamedBackend", "-k", "eof_after_last"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -350,11 +370,7 @@ def test_a_killed_xdist_worker_leaves_nothing_and_the_run_says_what_it_removed(t
     owner = wait_for_example(tmp_path / "tmp", tag)
     assert owner, "no example started"
     os.kill(owner, signal.SIGKILL)  # the xdist worker running it, as the OOM killer would
-    try:
-        output = proc.communicate(timeout=120)[0].decode()
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # a hung run fails this test, and leaves nothing running
-        raise
+    output = finish(proc, tmp_path, 120)
     assert "crashed" in output, output  # pytest-xdist's own report of the dead worker
     assert "removed debris of a process of this run that died" in output, output
     assert_nothing_left(tmp_path, tag, session=proc.pid)
