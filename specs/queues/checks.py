@@ -20,7 +20,7 @@ from ..invariant import Level, describe_bytes_mismatch, expect, invariant, short
 from ..strategies import Blob, anchored_integers
 from . import linearize as lin
 from . import roles
-from .common import concurrent, data_of, err_name, payloads, preflight, unbounded_top
+from .common import concurrent, data_of, err_name, max_size, payloads, preflight, unbounded_top
 from .protocol import (
     EMPTY_MESSAGES,
     NONBLOCKING,
@@ -96,7 +96,7 @@ def receipts(out: Any) -> List[lin.Receipt]:
 
 def _size_range(case: Case, limits: QueueLimits) -> Tuple[int, int]:
     """The largest and smallest payload sizes :func:`payloads` draws."""
-    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
+    top = max_size(limits, unbounded_top())
     return top, 0 if case.claims(EMPTY_MESSAGES) else 1
 
 

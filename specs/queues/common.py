@@ -80,7 +80,7 @@ def payload_sizes(case: Case, limits: QueueLimits, *, min_size: int = 0) -> st.S
     """Sizes up to the claimed maximum (the maximum and one below it likely) or, with none
     claimed, up to :func:`unbounded_top`; the kernel's boundaries (PIPE_BUF, a page, the
     pipe's capacity, the socket buffers, each ±1) likely either way."""
-    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
+    top = max_size(limits, unbounded_top())
     low = min_size if case.claims(EMPTY_MESSAGES) else max(1, min_size)
     return anchored_integers(low, top, kernel_edges() + [low, low + 1, top - 1, top])
 

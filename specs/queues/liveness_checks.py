@@ -240,7 +240,7 @@ def threads_sharing_an_endpoint_take_each_message_once(backend: object, case: Ca
     # a thread blocked in its own read takes the bytes between two of them, whatever the
     # load (small frames alone escaped a gallery run under a load average of 8).
     producers_n = 3 if concurrent(case) else 1
-    top = unbounded_top() if limits.max_message_size is None else min(limits.max_message_size, unbounded_top())
+    top = max_size(limits, unbounded_top())
     most = [[bytes(cap)] * 200] * producers_n
     largest = [[bytes(max(0, top - roles.HEADER.size))] * 4] * producers_n
     case.explore(body, fillers=fillers, threads=st.integers(2, 4),
